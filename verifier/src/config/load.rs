@@ -1,0 +1,439 @@
+//! Reading and validating the config file.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+use sha2::{Digest, Sha256};
+
+use super::model::{Config, RuleOptions, ValidatorConfig, ValidatorKind};
+use crate::policy::{Pattern, Policy, Rule};
+
+/// A config error, reported as `FILE: FIELD: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file (or a label for in-memory text).
+    pub file: String,
+    /// The offending field, e.g. `validators[1].trustRoots[0].key`, or ""
+    /// for errors about the whole document.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "config error in {}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "config error in {}: {}: {}",
+                self.file, self.field, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: label.clone(),
+        field: String::new(),
+        message: format!("cannot read the file: {e}"),
+    })?;
+    parse_str(&text, &label)
+}
+
+/// Validates config text; `file` labels errors.
+pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let err = |field: &str, message: String| ConfigError {
+        file: file.to_string(),
+        field: field.to_string(),
+        message,
+    };
+    let raw: RawFile = deserialize_at(serde_yaml_ng::Deserializer::from_str(text), "", file)?;
+
+    let mut validators = Vec::with_capacity(raw.validators.len());
+    let mut names = HashSet::new();
+    for (i, value) in raw.validators.into_iter().enumerate() {
+        let at = format!("validators[{i}]");
+        let validator = parse_validator(value, &at, file)?;
+        if !names.insert(validator.name.clone()) {
+            return Err(err(
+                &format!("{at}.name"),
+                format!("duplicate validator name `{}`", validator.name),
+            ));
+        }
+        validators.push(validator);
+    }
+
+    let mut rules = Vec::with_capacity(raw.policy.len());
+    let mut seen_patterns = HashSet::new();
+    for (i, rule) in raw.policy.into_iter().enumerate() {
+        let at = format!("policy[{i}]");
+        let pattern = Pattern::parse(&rule.pattern)
+            .map_err(|e| err(&format!("{at}.pattern"), e.to_string()))?;
+        if !seen_patterns.insert(pattern.normalized().to_string()) {
+            return Err(err(
+                &format!("{at}.pattern"),
+                format!(
+                    "pattern `{}` duplicates an earlier rule (both normalise to `{}`)",
+                    rule.pattern,
+                    pattern.normalized()
+                ),
+            ));
+        }
+        let validator_name = rule.validator.unwrap_or_else(|| "default".to_string());
+        let Some(validator) = validators.iter().find(|v| v.name == validator_name) else {
+            return Err(err(
+                &format!("{at}.validator"),
+                format!("no validator named `{validator_name}`"),
+            ));
+        };
+        let options = rule.with.unwrap_or_default();
+        check_options(&options, &validator.kind)
+            .map_err(|(field, msg)| err(&format!("{at}.with.{field}"), msg))?;
+        let fingerprint = rule_fingerprint(&pattern, &options, validator);
+        rules.push(Rule {
+            pattern,
+            validator: validator_name,
+            options,
+            index: i,
+            fingerprint,
+        });
+    }
+    let policy = Policy::new(rules).map_err(|e| err("policy", e.to_string()))?;
+    Ok(Config { validators, policy })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    validators: Vec<Value>,
+    policy: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    pattern: String,
+    #[serde(default)]
+    validator: Option<String>,
+    #[serde(default)]
+    with: Option<RuleOptions>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatic {
+    name: String,
+    #[serde(rename = "type")]
+    _type: String,
+    approve: bool,
+}
+
+fn parse_validator(value: Value, at: &str, file: &str) -> Result<ValidatorConfig, ConfigError> {
+    let err = |field: String, message: String| ConfigError {
+        file: file.to_string(),
+        field,
+        message,
+    };
+    let Value::Mapping(map) = &value else {
+        return Err(err(at.to_string(), "expected a mapping".to_string()));
+    };
+    let type_name = match map.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(_) => return Err(err(format!("{at}.type"), "expected a string".to_string())),
+        None => {
+            return Err(err(
+                format!("{at}.type"),
+                "missing field `type`".to_string(),
+            ));
+        }
+    };
+    let fingerprint = value_fingerprint(&value);
+    let (name, kind) = match type_name.as_str() {
+        "static" => {
+            let raw: RawStatic = deserialize_at(value, at, file)?;
+            (
+                raw.name,
+                ValidatorKind::Static {
+                    approve: raw.approve,
+                },
+            )
+        }
+        other => {
+            return Err(err(
+                format!("{at}.type"),
+                format!("unknown validator type `{other}` (supported: static)"),
+            ));
+        }
+    };
+    if name.is_empty() {
+        return Err(err(format!("{at}.name"), "the name is empty".to_string()));
+    }
+    Ok(ValidatorConfig {
+        name,
+        kind,
+        fingerprint,
+    })
+}
+
+/// Rejects `with` options that the validator type does not use. Returns the
+/// field and the message.
+fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (String, String)> {
+    let set: Vec<&str> = [
+        ("trustRoot", options.trust_root.is_some()),
+        ("threshold", options.threshold.is_some()),
+        ("required", options.required.is_some()),
+        (
+            "verifyInTransparencyLog",
+            options.verify_in_transparency_log.is_some(),
+        ),
+        ("attestations", options.attestations.is_some()),
+        ("delegations", options.delegations.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    let allowed: &[&str] = match kind {
+        ValidatorKind::Static { .. } => &[],
+    };
+    match set.iter().find(|name| !allowed.contains(name)) {
+        Some(name) => Err((
+            name.to_string(),
+            format!(
+                "option `{name}` does not apply to a `{}` validator",
+                kind.type_name()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Deserializes with the error's path prefixed by `at`.
+fn deserialize_at<'de, D, T>(deserializer: D, at: &str, file: &str) -> Result<T, ConfigError>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: fmt::Display,
+    T: DeserializeOwned,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (at.is_empty(), path == ".") {
+            (true, true) => String::new(),
+            (true, false) => path,
+            (false, true) => at.to_string(),
+            (false, false) => format!("{at}.{path}"),
+        };
+        ConfigError {
+            file: file.to_string(),
+            field,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// SHA-256 of the canonical JSON (sorted keys) of a YAML value.
+fn value_fingerprint(value: &Value) -> [u8; 32] {
+    // YAML values with non-string keys cannot become JSON; fall back to the
+    // YAML text, which is still a deterministic function of the value.
+    let bytes = serde_json::to_value(value)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_else(|_| {
+            serde_yaml_ng::to_string(value)
+                .unwrap_or_default()
+                .into_bytes()
+        });
+    Sha256::digest(&bytes).into()
+}
+
+fn rule_fingerprint(
+    pattern: &Pattern,
+    options: &RuleOptions,
+    validator: &ValidatorConfig,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"portcullis.rule.v1\0");
+    h.update(pattern.normalized().as_bytes());
+    h.update(b"\0");
+    h.update(serde_json::to_vec(options).unwrap_or_default());
+    h.update(b"\0");
+    h.update(validator.name.as_bytes());
+    h.update(b"\0");
+    h.update(validator.fingerprint);
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        parse_str(text, "test.yaml")
+    }
+
+    const GOOD: &str = r#"
+validators:
+  - name: allow
+    type: static
+    approve: true
+  - name: deny
+    type: static
+    approve: false
+policy:
+  - pattern: "docker.io/library/*:*"
+    validator: allow
+    with: {mode: mutate}
+  - pattern: "**"
+    validator: deny
+"#;
+
+    #[test]
+    fn parses_good_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.validators.len(), 2);
+        assert_eq!(c.policy.rules().len(), 2);
+    }
+
+    fn expect_err(text: &str, field: &str, needle: &str) {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.file, "test.yaml");
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        expect_err(
+            &format!("{GOOD}\nextra: 1\n"),
+            "extra",
+            "unknown field `extra`",
+        );
+    }
+
+    #[test]
+    fn unknown_validator_key() {
+        expect_err(
+            "validators:\n  - name: a\n    type: static\n    approve: true\n    aprove: false\npolicy: []\n",
+            "validators[0].aprove",
+            "unknown field `aprove`",
+        );
+    }
+
+    #[test]
+    fn wrong_value_type() {
+        expect_err(
+            "validators:\n  - name: a\n    type: static\n    approve: yes please\npolicy: []\n",
+            "validators[0].approve",
+            "",
+        );
+    }
+
+    #[test]
+    fn unknown_type() {
+        expect_err(
+            "validators:\n  - name: a\n    type: magic\npolicy: []\n",
+            "validators[0].type",
+            "unknown validator type `magic`",
+        );
+    }
+
+    #[test]
+    fn duplicate_names() {
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\n  - {name: a, type: static, approve: false}\npolicy: []\n",
+            "validators[1].name",
+            "duplicate validator name `a`",
+        );
+    }
+
+    #[test]
+    fn unknown_validator_reference() {
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: '**', validator: b}\n",
+            "policy[0].validator",
+            "no validator named `b`",
+        );
+        // No validator named: Connaisseur's default is the validator `default`.
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: '**'}\n",
+            "policy[0].validator",
+            "no validator named `default`",
+        );
+    }
+
+    #[test]
+    fn unknown_with_option() {
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: '**', validator: a, with: {treshold: 2}}\n",
+            "policy[0].with.treshold",
+            "unknown field `treshold`",
+        );
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: '**', validator: a, with: {threshold: 2}}\n",
+            "policy[0].with.threshold",
+            "does not apply to a `static` validator",
+        );
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: '**', validator: a, with: {mode: sometimes}}\n",
+            "policy[0].with.mode",
+            "unknown variant",
+        );
+    }
+
+    #[test]
+    fn duplicate_pattern() {
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: 'nginx:*', validator: a}\n  - {pattern: 'docker.io/library/nginx:*', validator: a}\n",
+            "policy[1].pattern",
+            "duplicates an earlier rule",
+        );
+    }
+
+    #[test]
+    fn bad_yaml() {
+        let e = parse("validators: [\n").unwrap_err();
+        assert_eq!(e.file, "test.yaml");
+        assert!(!e.message.is_empty());
+        let e = parse("").unwrap_err();
+        assert!(e.to_string().contains("test.yaml"));
+    }
+
+    #[test]
+    fn missing_file_names_file() {
+        let e = load_file(Path::new("/nonexistent/p.yaml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/p.yaml"));
+    }
+
+    #[test]
+    fn fingerprints_change_with_config() {
+        let a = parse(GOOD).unwrap();
+        let b = parse(&GOOD.replace("approve: false", "approve: true")).unwrap();
+        let fp = |c: &Config, p: &str| {
+            c.policy
+                .rules()
+                .iter()
+                .find(|r| r.pattern.written() == p)
+                .unwrap()
+                .fingerprint
+        };
+        assert_eq!(
+            fp(&a, "docker.io/library/*:*"),
+            fp(&b, "docker.io/library/*:*")
+        );
+        assert_ne!(fp(&a, "**"), fp(&b, "**"));
+        let c = parse(&GOOD.replace("with: {mode: mutate}", "with: {mode: validateOnly}")).unwrap();
+        assert_ne!(
+            fp(&a, "docker.io/library/*:*"),
+            fp(&c, "docker.io/library/*:*")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The verifier's config file: `validators:` and `policy:`, in the shape of
+//! Connaisseur v3's application config.
+//!
+//! Loading is strict. Unknown keys, duplicate validator names, a rule naming
+//! no existing validator, a `with` option the validator type does not know,
+//! and duplicate patterns are all errors, each reported as
+//! `FILE: FIELD: message`.
+
+mod load;
+mod model;
+
+pub use load::{ConfigError, load_file, parse_str};
+pub use model::{
+    AttestationRequirement, Config, Mode, RuleOptions, ValidatorConfig, ValidatorKind,
+};

@@ -1,0 +1,213 @@
+//! The decision path shared by the gRPC service and the `verify` command:
+//! parse the reference, match the policy, run the validator.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use portcullis_proto::{Reason, Source, Verdict, VerifyResponse};
+
+use crate::config::{Config, Mode};
+use crate::error::VerifyError;
+use crate::policy::{Policy, Rule};
+use crate::reference::ImageRef;
+use crate::validators::{Request, Validators, Verified};
+
+/// The policy and validators, built once from the config.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+    validators: Validators,
+}
+
+/// The outcome of deciding on one image.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The parsed reference, if it parsed.
+    pub image: Option<ImageRef>,
+    /// The matched rule, if any.
+    pub rule: Option<Arc<Rule>>,
+    /// Allowed (with what was verified) or denied (with why).
+    pub result: Result<Verified, VerifyError>,
+    /// Where the answer came from.
+    pub source: Source,
+}
+
+impl Engine {
+    /// Builds the engine from a validated config.
+    pub fn new(config: Config) -> Self {
+        Engine {
+            validators: Validators::from_configs(&config.validators),
+            policy: config.policy,
+        }
+    }
+
+    /// Decides on one image as written in a manifest.
+    pub async fn decide(&self, written: &str, now: DateTime<Utc>) -> Outcome {
+        let image = match ImageRef::parse(written) {
+            Ok(image) => image,
+            Err(e) => return Outcome::early(None, VerifyError::from(e)),
+        };
+        let normalized = image.to_string();
+        let Some(rule) = self.policy.matching_rule(&normalized) else {
+            return Outcome::early(Some(image), VerifyError::NoMatchingRule(normalized));
+        };
+        let Some(validator) = self.validators.get(&rule.validator) else {
+            // The loader guarantees every rule names a validator.
+            let e = VerifyError::Internal(format!("validator `{}` is not built", rule.validator));
+            return Outcome::early(Some(image), e);
+        };
+        let request = Request {
+            image: &image,
+            rule,
+            options: &rule.options,
+            now,
+        };
+        let result = validator.validate(&rule.validator, request).await;
+        Outcome {
+            rule: Some(rule.clone()),
+            image: Some(image),
+            result,
+            source: Source::Fresh,
+        }
+    }
+}
+
+impl Outcome {
+    fn early(image: Option<ImageRef>, error: VerifyError) -> Self {
+        Outcome {
+            image,
+            rule: None,
+            result: Err(error),
+            source: Source::Fresh,
+        }
+    }
+
+    /// True when the image is allowed.
+    pub fn allowed(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The verified digest, if any.
+    pub fn digest(&self) -> Option<&str> {
+        self.result.as_ref().ok().and_then(|v| v.digest.as_deref())
+    }
+
+    /// The pinned reference (`host/repo[:tag]@digest`), if a digest was verified.
+    pub fn pinned_reference(&self) -> Option<String> {
+        Some(self.image.as_ref()?.pinned(self.digest()?))
+    }
+
+    /// The reason code.
+    pub fn reason(&self) -> Reason {
+        match &self.result {
+            Ok(v) => v.reason,
+            Err(e) => e.reason(),
+        }
+    }
+
+    /// The human message.
+    pub fn message(&self) -> String {
+        match &self.result {
+            Ok(v) => v.message.clone(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Converts to the wire response.
+    pub fn to_response(&self) -> VerifyResponse {
+        let (verdict, detail, transient) = match &self.result {
+            Ok(_) => (Verdict::Allowed, String::new(), false),
+            Err(e) => (Verdict::Denied, e.detail(), e.is_transient()),
+        };
+        VerifyResponse {
+            verdict: verdict as i32,
+            digest: self.digest().unwrap_or_default().to_string(),
+            reference: self.pinned_reference().unwrap_or_default(),
+            rule: self
+                .rule
+                .as_ref()
+                .map(|r| r.pattern.written().to_string())
+                .unwrap_or_default(),
+            validator: self
+                .rule
+                .as_ref()
+                .map(|r| r.validator.clone())
+                .unwrap_or_default(),
+            reason: self.reason() as i32,
+            reason_detail: detail,
+            message: self.message(),
+            source: self.source as i32,
+            transient,
+            pin: self
+                .rule
+                .as_ref()
+                .is_some_and(|r| r.options.mode == Mode::Mutate),
+            normalized: self
+                .image
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn engine() -> Engine {
+        Engine::new(
+            parse_str(
+                r#"
+validators:
+  - {name: allow, type: static, approve: true}
+  - {name: deny, type: static, approve: false}
+policy:
+  - {pattern: "docker.io/library/*:*", validator: allow}
+  - {pattern: "docker.io/library/bad:*", validator: deny}
+"#,
+                "t.yaml",
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn static_allow_has_no_digest() {
+        let o = engine().decide("nginx:1.25", Utc::now()).await;
+        assert!(o.allowed());
+        let r = o.to_response();
+        assert_eq!(r.reason(), Reason::StaticAllow);
+        assert_eq!(r.digest, "");
+        assert_eq!(r.reference, "");
+        assert_eq!(r.rule, "docker.io/library/*:*");
+        assert_eq!(r.validator, "allow");
+        assert_eq!(r.normalized, "docker.io/library/nginx:1.25");
+    }
+
+    #[tokio::test]
+    async fn static_deny_names_rule() {
+        let r = engine().decide("bad:1", Utc::now()).await.to_response();
+        assert_eq!(r.reason(), Reason::StaticDeny);
+        assert!(
+            r.message.contains("docker.io/library/bad:*"),
+            "{}",
+            r.message
+        );
+        assert!(!r.is_allowed());
+        assert!(!r.transient);
+    }
+
+    #[tokio::test]
+    async fn no_rule_and_invalid() {
+        let r = engine()
+            .decide("quay.io/x/y:1", Utc::now())
+            .await
+            .to_response();
+        assert_eq!(r.reason(), Reason::NoMatchingRule);
+        let r = engine().decide("Not Valid", Utc::now()).await.to_response();
+        assert_eq!(r.reason(), Reason::InvalidReference);
+        assert_eq!(r.normalized, "");
+    }
+}

@@ -1,0 +1,116 @@
+//! The gRPC `Verifier` service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use portcullis_proto::v1::verifier_server::Verifier;
+use portcullis_proto::{Source, VerifyRequest, VerifyResponse};
+use tonic::{Request, Response, Status};
+
+use crate::decision::{Engine, Outcome};
+use crate::error::VerifyError;
+
+/// The longest image reference accepted over gRPC.
+const MAX_IMAGE_LEN: usize = 4096;
+
+/// Serves `portcullis.v1.Verifier/Verify` from an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct VerifierService {
+    engine: Arc<Engine>,
+    /// Used when the caller sends no `grpc-timeout`.
+    default_deadline: Duration,
+}
+
+impl VerifierService {
+    /// Serves `engine`; calls without a deadline get `default_deadline`.
+    pub fn new(engine: Arc<Engine>, default_deadline: Duration) -> Self {
+        VerifierService {
+            engine,
+            default_deadline,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Verifier for VerifierService {
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let deadline = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .unwrap_or(self.default_deadline);
+        let req = request.into_inner();
+        if req.image.len() > MAX_IMAGE_LEN {
+            return Err(Status::invalid_argument("image reference too long"));
+        }
+        let started = std::time::Instant::now();
+        let outcome = match tokio::time::timeout(
+            deadline,
+            self.engine.decide(&req.image, Utc::now()),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome {
+                image: None,
+                rule: None,
+                result: Err(VerifyError::Timeout),
+                source: Source::Fresh,
+            },
+        };
+        let response = outcome.to_response();
+        tracing::info!(
+            uid = %req.request_uid,
+            namespace = %req.namespace,
+            image = %req.image,
+            allowed = response.is_allowed(),
+            reason = %response.reason_text(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "verify"
+        );
+        Ok(Response::new(response))
+    }
+}
+
+/// Parses a gRPC `grpc-timeout` header value (`<digits><unit>`, unit one of
+/// `H M S m u n`, at most 8 digits).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(
+            parse_grpc_timeout("8000m"),
+            Some(Duration::from_millis(8000))
+        );
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout("123456789m"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! Validators: the signature schemes a policy rule can route an image to.
+
+pub mod static_rule;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use portcullis_proto::Reason;
+
+use crate::config::{RuleOptions, ValidatorConfig, ValidatorKind};
+use crate::error::VerifyError;
+use crate::policy::Rule;
+use crate::reference::ImageRef;
+
+/// A successful validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The verified manifest digest, if the validator verified one.
+    pub digest: Option<String>,
+    /// `VERIFIED` or `STATIC_ALLOW`.
+    pub reason: Reason,
+    /// A human summary (e.g. which trust roots signed).
+    pub message: String,
+}
+
+impl Verified {
+    /// The result of a static allow: nothing verified, nothing to pin.
+    pub fn static_allow() -> Self {
+        Verified {
+            digest: None,
+            reason: Reason::StaticAllow,
+            message: "allowed by a static rule".to_string(),
+        }
+    }
+}
+
+/// What a validator needs to judge one image.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The parsed image reference.
+    pub image: &'a ImageRef,
+    /// The matched rule.
+    pub rule: &'a Rule,
+    /// The rule's options.
+    pub options: &'a RuleOptions,
+    /// The evaluation time for expiry checks.
+    pub now: DateTime<Utc>,
+}
+
+/// One configured validator, ready to run.
+#[derive(Debug)]
+pub enum Validator {
+    /// `type: static`.
+    Static {
+        /// Allow or deny.
+        approve: bool,
+    },
+}
+
+impl Validator {
+    /// Builds the runtime validator from its config.
+    pub fn from_config(config: &ValidatorConfig) -> Self {
+        match &config.kind {
+            ValidatorKind::Static { approve } => Validator::Static { approve: *approve },
+        }
+    }
+
+    /// Validates one image.
+    pub async fn validate(
+        &self,
+        name: &str,
+        request: Request<'_>,
+    ) -> Result<Verified, VerifyError> {
+        match self {
+            Validator::Static { approve } => {
+                static_rule::decide(*approve, request.rule.pattern.written(), name)
+            }
+        }
+    }
+}
+
+/// The validators by name.
+#[derive(Debug, Default)]
+pub struct Validators {
+    by_name: HashMap<String, Validator>,
+}
+
+impl Validators {
+    /// Builds every configured validator.
+    pub fn from_configs(configs: &[ValidatorConfig]) -> Self {
+        Validators {
+            by_name: configs
+                .iter()
+                .map(|c| (c.name.clone(), Validator::from_config(c)))
+                .collect(),
+        }
+    }
+
+    /// The validator called `name`.
+    pub fn get(&self, name: &str) -> Option<&Validator> {
+        self.by_name.get(name)
+    }
+}
