@@ -1,0 +1,258 @@
+//! Answering one AdmissionReview: parse, extract images, verify them all in
+//! parallel under one deadline, and build the response.
+
+pub mod extract;
+pub mod outcome;
+pub mod review;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use portcullis_proto::{Reason, VerifyRequest, VerifyResponse};
+use tokio::time::Instant;
+
+use crate::pool::{VerifierPool, gateway_denial};
+use extract::Extraction;
+use outcome::Verdicts;
+use review::{
+    API_VERSION, AdmissionRequest, AdmissionResponse, AdmissionReview, AdmissionReviewResponse,
+    KIND, Status,
+};
+
+/// Which webhook endpoint is answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookKind {
+    /// `/mutate`: allow or deny, plus a patch pinning tags to digests.
+    Mutate,
+    /// `/validate`: allow or deny only.
+    Validate,
+}
+
+impl WebhookKind {
+    /// The endpoint's name for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            WebhookKind::Mutate => "mutate",
+            WebhookKind::Validate => "validate",
+        }
+    }
+}
+
+/// Limits that apply to every admission.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionLimits {
+    /// The whole admission's time budget.
+    pub deadline: Duration,
+    /// The most distinct images one admission may name.
+    pub max_images: usize,
+}
+
+/// The request is not a usable AdmissionReview: answered with HTTP 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadReview {
+    /// The body is not JSON of the right shape.
+    #[error("malformed AdmissionReview: {0}")]
+    Malformed(String),
+    /// Not `admission.k8s.io/v1` `AdmissionReview`.
+    #[error("unsupported review type {api_version}/{kind}: expected {API_VERSION}/{KIND}")]
+    WrongType {
+        /// The apiVersion given.
+        api_version: String,
+        /// The kind given.
+        kind: String,
+    },
+    /// No `request`.
+    #[error("malformed AdmissionReview: it has no `request`")]
+    NoRequest,
+}
+
+/// What was decided, for the HTTP layer's logs and metrics.
+#[derive(Debug)]
+pub struct Decision {
+    /// The response to send.
+    pub review: AdmissionReviewResponse,
+    /// The per-image verdicts.
+    pub verdicts: Verdicts,
+}
+
+/// Parses a review body.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
+    let review: AdmissionReview =
+        serde_json::from_slice(body).map_err(|e| BadReview::Malformed(e.to_string()))?;
+    if review.api_version != API_VERSION || review.kind != KIND {
+        return Err(BadReview::WrongType {
+            api_version: review.api_version,
+            kind: review.kind,
+        });
+    }
+    review.request.ok_or(BadReview::NoRequest)
+}
+
+/// Decides on a parsed request. `started` is when the request arrived: the
+/// deadline runs from then.
+pub async fn decide(
+    request: AdmissionRequest,
+    webhook: WebhookKind,
+    pool: &VerifierPool,
+    limits: AdmissionLimits,
+    started: Instant,
+) -> Decision {
+    let deadline = started + limits.deadline;
+    let uid = request.uid.clone();
+    let object = match (&request.object, request.operation.as_str()) {
+        (_, "DELETE" | "CONNECT") | (None, _) => return allow(uid, Verdicts::default(), None),
+        (Some(object), _) => object,
+    };
+    let extraction = match extract::extract(&request.kind.kind, object) {
+        Ok(e) => e,
+        Err(e) => return deny(uid, Verdicts::default(), vec![e.to_string()]),
+    };
+    let images = extraction.unique_images();
+    let verdicts = if images.len() > limits.max_images {
+        let message = format!(
+            "the object names {} distinct images; at most {} are verified per admission",
+            images.len(),
+            limits.max_images
+        );
+        Verdicts::new(
+            images
+                .iter()
+                .map(|i| {
+                    (
+                        i.to_string(),
+                        gateway_denial(Reason::TooManyImages, &message),
+                    )
+                })
+                .collect(),
+        )
+    } else {
+        verify_all(&images, &request, &extraction, pool, deadline).await
+    };
+    if !verdicts.all_allowed() {
+        let lines = verdicts.deny_lines();
+        return deny(uid, verdicts, lines);
+    }
+    let patch = match webhook {
+        WebhookKind::Mutate => verdicts.pin_patch(&extraction.sites),
+        WebhookKind::Validate => Vec::new(),
+    };
+    let patch = (!patch.is_empty()).then(|| {
+        let json = serde_json::to_vec(&patch).unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(json)
+    });
+    allow(uid, verdicts, patch)
+}
+
+/// Verifies every distinct image in parallel, one call each.
+async fn verify_all(
+    images: &[&str],
+    request: &AdmissionRequest,
+    extraction: &Extraction,
+    pool: &VerifierPool,
+    deadline: Instant,
+) -> Verdicts {
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let calls = images.iter().map(|image| {
+        let container_kind = extraction
+            .sites
+            .iter()
+            .find(|s| s.image == *image)
+            .map(|s| s.container_kind.field())
+            .unwrap_or_default();
+        let call = VerifyRequest {
+            image: image.to_string(),
+            namespace: namespace.clone(),
+            request_uid: request.uid.clone(),
+            image_pull_secrets: extraction.pull_secrets.clone(),
+            container_kind: container_kind.to_string(),
+        };
+        async move {
+            // The pool honours the deadline too; this outer bound makes
+            // sure nothing can outlive it.
+            let response =
+                match tokio::time::timeout_at(deadline, pool.verify(call, deadline)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        gateway_denial(Reason::Timeout, "no verdict before the admission deadline")
+                    }
+                };
+            (image.to_string(), response)
+        }
+    });
+    Verdicts::new(futures::future::join_all(calls).await)
+}
+
+fn allow(uid: String, verdicts: Verdicts, patch: Option<String>) -> Decision {
+    Decision {
+        review: wrap(AdmissionResponse {
+            uid,
+            allowed: true,
+            status: None,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            warnings: Vec::new(),
+        }),
+        verdicts,
+    }
+}
+
+fn deny(uid: String, verdicts: Verdicts, lines: Vec<String>) -> Decision {
+    Decision {
+        review: wrap(AdmissionResponse {
+            uid,
+            allowed: false,
+            status: Some(Status {
+                code: 403,
+                message: lines.join("\n"),
+            }),
+            patch_type: None,
+            patch: None,
+            warnings: Vec::new(),
+        }),
+        verdicts,
+    }
+}
+
+fn wrap(response: AdmissionResponse) -> AdmissionReviewResponse {
+    AdmissionReviewResponse {
+        api_version: API_VERSION,
+        kind: KIND,
+        response,
+    }
+}
+
+/// The verdict of one image, for logs.
+pub fn verdict_summary(image: &str, r: &VerifyResponse) -> String {
+    if r.is_allowed() {
+        format!("{image}: allowed ({})", r.reason_text())
+    } else {
+        format!("{image}: denied ({})", r.reason_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors() {
+        assert!(matches!(parse_review(b"{"), Err(BadReview::Malformed(_))));
+        assert!(parse_review(b"[]").is_err());
+        assert!(matches!(
+            parse_review(b"\"x\""),
+            Err(BadReview::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            Err(BadReview::NoRequest)
+        ));
+        assert!(matches!(
+            parse_review(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"}}}"#),
+            Err(BadReview::WrongType { .. })
+        ));
+        assert!(matches!(
+            parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x"}}"#),
+            Err(BadReview::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,90 @@
+//! Command-line options. Every option can also be set from a
+//! `PORTCULLIS_*` environment variable, named in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::pool::Balance;
+
+/// Portcullis gateway: the HTTPS admission webhook. It reads AdmissionReview
+/// v1, verifies every image through the verifiers in parallel, and answers
+/// allow or deny (with a JSON patch pinning tags to digests on /mutate).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "portcullis-gateway", version)]
+pub struct Cli {
+    /// The HTTPS address to listen on.
+    #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// The webhook's serving certificate chain (PEM). Reloaded when it
+    /// changes on disk.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// The webhook's private key (PEM).
+    #[arg(long, env = "PORTCULLIS_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Verifier URLs, comma-separated. `http://` is plain TCP (an explicit
+    /// choice), `https://` is TLS.
+    #[arg(
+        long,
+        env = "PORTCULLIS_VERIFIER",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub verifier: Vec<String>,
+    /// The CA bundle (PEM) that verifier certificates must chain to, for
+    /// `https://` verifiers. Required when any verifier URL is `https://`.
+    #[arg(long, env = "PORTCULLIS_VERIFIER_CA")]
+    pub verifier_ca: Option<PathBuf>,
+    /// A client certificate (PEM) presented to `https://` verifiers (mTLS).
+    #[arg(
+        long,
+        env = "PORTCULLIS_VERIFIER_CLIENT_CERT",
+        requires = "verifier_client_key"
+    )]
+    pub verifier_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "PORTCULLIS_VERIFIER_CLIENT_KEY",
+        requires = "verifier_client_cert"
+    )]
+    pub verifier_client_key: Option<PathBuf>,
+    /// The time budget of one admission, in milliseconds. Keep it safely
+    /// under the webhook's timeoutSeconds. Images without an answer in time
+    /// are denied with TIMEOUT.
+    #[arg(long, env = "PORTCULLIS_DEADLINE_MS", default_value_t = 8000)]
+    pub deadline_ms: u64,
+    /// The largest accepted request body, in bytes (larger: 413).
+    #[arg(long, env = "PORTCULLIS_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// The most distinct images verified per admission (more: deny with
+    /// TOO_MANY_IMAGES).
+    #[arg(long, env = "PORTCULLIS_MAX_IMAGES", default_value_t = 64)]
+    pub max_images: usize,
+    /// The most concurrent calls per verifier (beyond: the next verifier, or
+    /// deny with OVERLOADED).
+    #[arg(
+        long,
+        env = "PORTCULLIS_MAX_INFLIGHT_PER_VERIFIER",
+        default_value_t = 512
+    )]
+    pub max_inflight_per_verifier: usize,
+    /// How to spread calls over verifiers.
+    #[arg(long, env = "PORTCULLIS_BALANCE", value_enum, default_value_t = Balance::Rendezvous)]
+    pub balance: Balance,
+    /// The connect timeout to a verifier, in milliseconds.
+    #[arg(long, env = "PORTCULLIS_CONNECT_TIMEOUT_MS", default_value_t = 1000)]
+    pub connect_timeout_ms: u64,
+    /// How often each verifier's health is checked, in milliseconds.
+    #[arg(long, env = "PORTCULLIS_HEALTH_INTERVAL_MS", default_value_t = 1000)]
+    pub health_interval_ms: u64,
+    /// How often certificate files are checked for changes, in milliseconds.
+    #[arg(
+        long,
+        env = "PORTCULLIS_TLS_RELOAD_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub tls_reload_interval_ms: u64,
+}

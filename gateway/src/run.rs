@@ -1,0 +1,153 @@
+//! Starting the gateway: build the pool, check health once, serve HTTPS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+use crate::admission::AdmissionLimits;
+use crate::cli::Cli;
+use crate::http::{AppState, router};
+use crate::metrics::GatewayMetrics;
+use crate::pool::{PoolSettings, VerifierPool};
+use crate::tls;
+
+/// A start-up error, naming the option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file named by an option cannot be read.
+    #[error("{option}: cannot read {path}: {source}")]
+    Read {
+        /// The option, e.g. `--verifier-ca`.
+        option: &'static str,
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The verifier list is unusable.
+    #[error("--verifier: {0}")]
+    Pool(#[from] crate::pool::PoolError),
+    /// The serving certificate cannot be loaded.
+    #[error("--tls-cert/--tls-key: {0}")]
+    Tls(std::io::Error),
+    /// An `https://` verifier was given without `--verifier-ca`.
+    #[error(
+        "--verifier-ca is required for https:// verifiers (the CA their certificates chain to)"
+    )]
+    MissingCa,
+    /// The server failed.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+fn read(option: &'static str, path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|source| StartError::Read {
+        option,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn client_tls(cli: &Cli) -> Result<Option<ClientTlsConfig>, StartError> {
+    if !cli.verifier.iter().any(|u| u.starts_with("https://")) {
+        return Ok(None);
+    }
+    let Some(ca) = &cli.verifier_ca else {
+        return Err(StartError::MissingCa);
+    };
+    let mut tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--verifier-ca", ca)?));
+    if let (Some(cert), Some(key)) = (&cli.verifier_client_cert, &cli.verifier_client_key) {
+        tls = tls.identity(Identity::from_pem(
+            read("--verifier-client-cert", cert)?,
+            read("--verifier-client-key", key)?,
+        ));
+    }
+    Ok(Some(tls))
+}
+
+/// Runs the gateway until `shutdown` resolves.
+pub async fn run(
+    cli: Cli,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let mut registry = Registry::default();
+    let metrics = GatewayMetrics::register(&mut registry);
+    let settings = PoolSettings {
+        connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
+        max_inflight: cli.max_inflight_per_verifier.max(1),
+        balance: cli.balance,
+        tls: client_tls(&cli)?,
+    };
+    let pool = Arc::new(VerifierPool::new(&cli.verifier, settings, metrics.clone())?);
+    let health_interval = Duration::from_millis(cli.health_interval_ms.max(50));
+    let health_timeout = health_interval.min(Duration::from_secs(2));
+    pool.check_health(health_timeout).await;
+    {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(health_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                pool.check_health(health_timeout).await;
+            }
+        });
+    }
+    let tls_config = tls::load(&cli.tls_cert, &cli.tls_key)
+        .await
+        .map_err(StartError::Tls)?;
+    tls::spawn_reloader(
+        tls_config.clone(),
+        cli.tls_cert.clone(),
+        cli.tls_key.clone(),
+        Duration::from_millis(cli.tls_reload_interval_ms.max(100)),
+        metrics.clone(),
+    );
+    let state = AppState {
+        pool,
+        limits: AdmissionLimits {
+            deadline: Duration::from_millis(cli.deadline_ms),
+            max_images: cli.max_images,
+        },
+        body_limit: cli.max_body_bytes,
+        metrics,
+        registry: Arc::new(registry),
+    };
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+    }
+    tracing::info!(addr = %cli.listen, verifiers = ?cli.verifier, "gateway listening");
+    axum_server::bind_rustls(cli.listen, tls_config)
+        .handle(handle)
+        .serve(router(state).into_make_service())
+        .await
+        .map_err(StartError::Serve)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
