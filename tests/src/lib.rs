@@ -1,1 +1,18 @@
-//! stub
+//! Test harness for Portcullis end-to-end tests.
+//!
+//! Everything here starts real processes on 127.0.0.1: the
+//! `portcullis-gateway` and `portcullis-verifier` binaries (built by
+//! `cargo build --workspace` before the tests run), and, in later suites, a
+//! real registry, Notary and Redis. Each process is killed when its handle
+//! is dropped.
+
+#![forbid(unsafe_code)]
+
+pub mod certs;
+pub mod procs;
+pub mod review;
+pub mod stub;
+
+pub use certs::TestCa;
+pub use procs::{Gateway, GatewayOptions, Verifier, bin_path, free_port};
+pub use review::{Review, pod_spec};

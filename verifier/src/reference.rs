@@ -211,10 +211,8 @@ fn is_valid_host(host: &str) -> bool {
             None => (host, None),
         }
     };
-    if let Some(port) = port {
-        if !is_valid_port(port) {
-            return false;
-        }
+    if port.is_some_and(|p| !is_valid_port(p)) {
+        return false;
     }
     !name.is_empty()
         && name.split('.').all(|label| {

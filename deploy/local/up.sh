@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Brings up Portcullis locally: builds the binaries, generates a
+# self-signed webhook certificate, starts a verifier (gRPC on
+# 127.0.0.1:50051) and a gateway (HTTPS on 127.0.0.1:8443) with the policy
+# in deploy/local/policy.yaml, POSTs an allowed and a denied AdmissionReview
+# and prints the answers, then keeps running until Ctrl-C.
+#
+# Environment: PORTCULLIS_PROFILE=release for an optimised build;
+# GATEWAY_PORT / VERIFIER_PORT to move the ports.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+bash scripts/install-deps.sh
+export PROTOC=${PROTOC:-/usr/bin/protoc}
+
+PROFILE=${PORTCULLIS_PROFILE:-debug}
+GATEWAY_PORT=${GATEWAY_PORT:-8443}
+VERIFIER_PORT=${VERIFIER_PORT:-50051}
+if [ "$PROFILE" = release ]; then cargo build --workspace --release; else cargo build --workspace; fi
+BIN=$ROOT/target/$PROFILE
+
+STATE=$ROOT/.local/stack
+mkdir -p "$STATE"
+if [ ! -s "$STATE/webhook.crt" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+    -subj "/CN=portcullis-gateway" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$STATE/webhook.key" -out "$STATE/webhook.crt" 2>/dev/null
+fi
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+"$BIN/portcullis-verifier" serve --config deploy/local/policy.yaml --listen "127.0.0.1:$VERIFIER_PORT" \
+  2> >(sed 's/^/[verifier] /' >&2) &
+pids+=($!)
+"$BIN/portcullis-gateway" --listen "127.0.0.1:$GATEWAY_PORT" --tls-cert "$STATE/webhook.crt" --tls-key "$STATE/webhook.key" \
+  --verifier "http://127.0.0.1:$VERIFIER_PORT" 2> >(sed 's/^/[gateway] /' >&2) &
+pids+=($!)
+
+URL=https://127.0.0.1:$GATEWAY_PORT
+for _ in $(seq 1 100); do
+  curl -fsS --cacert "$STATE/webhook.crt" "$URL/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS --cacert "$STATE/webhook.crt" "$URL/readyz" >/dev/null || { echo "gateway did not become ready" >&2; exit 1; }
+
+show() {
+  echo
+  echo "== POST $URL/mutate  <- deploy/local/examples/$1"
+  curl -sS --cacert "$STATE/webhook.crt" -H 'Content-Type: application/json' \
+    --data "@deploy/local/examples/$1" "$URL/mutate" | jq .
+}
+show allowed-deployment.json
+show denied-pod.json
+cat <<EOT
+
+Portcullis is running:
+  gateway   $URL  (POST /mutate, /validate; GET /healthz, /readyz, /metrics)
+  verifier  127.0.0.1:$VERIFIER_PORT (gRPC)
+  CA        $STATE/webhook.crt
+Try: curl --cacert $STATE/webhook.crt -H 'Content-Type: application/json' --data @deploy/local/examples/denied-pod.json $URL/validate
+Press Ctrl-C to stop.
+EOT
+wait

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, clippy, unit, property and end-to-end tests
+# against real components on 127.0.0.1. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+export PROTOC=${PROTOC:-/usr/bin/protoc}
+export PORTCULLIS_PYTHON="$PWD/.local/venv/bin/python"
+export PATH="$PWD/.local/venv/bin:$PATH"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (binaries used by the end-to-end tests)"
+cargo build --workspace --locked
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+# Doc tests are not run by nextest.
+cargo test --workspace --locked --doc

@@ -1,0 +1,305 @@
+//! Starting and stopping the real binaries.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::certs::TestCa;
+
+/// The directory holding the built binaries: `PORTCULLIS_BIN_DIR`, or the
+/// target profile directory this test binary was built into.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PORTCULLIS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The path of a workspace binary; panics with a hint if it is not built.
+pub fn bin_path(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Polls until `addr` accepts TCP connections or `timeout` passes.
+pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A child process that is killed when dropped. Its stdout and stderr go to
+/// a log file.
+pub struct Process {
+    child: Option<Child>,
+    name: String,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Spawns `command`, logging to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+            log,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process has exited; returns its status if so.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Panics with the log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.try_exit() {
+            panic!("{} exited ({status}):\n{}", self.name, self.log());
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `portcullis-verifier serve`.
+pub struct Verifier {
+    /// The process.
+    pub process: Process,
+    /// Its listen address.
+    pub addr: SocketAddr,
+    /// The config file it was started with.
+    pub config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Verifier {
+    /// Starts a verifier with `config` (YAML text) and extra `serve` args.
+    pub fn start(config: &str, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        Self::start_at(dir, config_path, free_port(), extra_args)
+    }
+
+    fn start_at(dir: tempfile::TempDir, config: PathBuf, port: u16, extra_args: &[&str]) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = Command::new(bin_path("portcullis-verifier"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(extra_args)
+            .env("PORTCULLIS_LOG", "info");
+        let mut process = Process::spawn("verifier", cmd, dir.path().join("verifier.log"));
+        if !wait_for_tcp(addr, Duration::from_secs(20)) {
+            process.assert_running();
+            panic!("verifier did not listen on {addr}:\n{}", process.log());
+        }
+        Verifier {
+            process,
+            addr,
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// How to start a gateway.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    /// `--verifier` URLs.
+    pub verifiers: Vec<String>,
+    /// Extra arguments.
+    pub args: Vec<String>,
+    /// Wait for /readyz before returning (otherwise only /healthz).
+    pub wait_ready: bool,
+}
+
+/// A running `portcullis-gateway` with an HTTPS client that trusts it.
+pub struct Gateway {
+    /// The process.
+    pub process: Process,
+    /// Its listen address.
+    pub addr: SocketAddr,
+    /// A client trusting the gateway's test CA.
+    pub client: reqwest::Client,
+    /// The CA that issued the serving certificate.
+    pub ca: TestCa,
+    /// The temp dir holding certs and logs.
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts a gateway and waits until it answers.
+    pub async fn start(options: GatewayOptions) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new(dir.path(), "webhook");
+        let leaf = ca.issue("gateway");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut cmd = Command::new(bin_path("portcullis-gateway"));
+        cmd.arg("--listen")
+            .arg(addr.to_string())
+            .arg("--tls-cert")
+            .arg(&leaf.chain)
+            .arg("--tls-key")
+            .arg(&leaf.key)
+            .arg("--verifier")
+            .arg(options.verifiers.join(","))
+            .arg("--health-interval-ms")
+            .arg("200")
+            .args(&options.args)
+            .env("PORTCULLIS_LOG", "info");
+        let process = Process::spawn("gateway", cmd, dir.path().join("gateway.log"));
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA")])
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let mut gateway = Gateway {
+            process,
+            addr,
+            client,
+            ca,
+            dir,
+        };
+        let path = if options.wait_ready {
+            "/readyz"
+        } else {
+            "/healthz"
+        };
+        gateway.wait_for(path, Duration::from_secs(20)).await;
+        gateway
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Polls `GET path` until it answers 200.
+    pub async fn wait_for(&mut self, path: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}{path}", self.url()))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            self.process.assert_running();
+            assert!(
+                Instant::now() < end,
+                "gateway {path} not OK in time:\n{}",
+                self.process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// POSTs JSON to `path`; returns the status and the body as JSON (or as
+    /// a JSON string when it is not JSON).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url()))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("json"))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// GETs `path`; returns the status and body text.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url()))
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
+    /// The value of a metric line that starts with `prefix` (name and
+    /// labels), summed over matching lines.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}

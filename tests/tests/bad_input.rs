@@ -1,0 +1,127 @@
+//! Bad input gets a clear 4xx answer, never a panic or a 5xx.
+
+use portcullis_e2e::{Gateway, GatewayOptions, Verifier};
+
+const POLICY: &str = include_str!("../data/static-policy.yaml");
+
+async fn stack() -> (Verifier, Gateway) {
+    let verifier = Verifier::start(POLICY, &[]);
+    let gateway = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        args: vec!["--max-body-bytes".into(), "65536".into()],
+        wait_ready: true,
+    })
+    .await;
+    (verifier, gateway)
+}
+
+async fn raw(
+    gw: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut req = gw
+        .client
+        .request(method, format!("{}{path}", gw.url()))
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let r = req.send().await.expect("request");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn bad_requests() {
+    let (_v, mut gw) = stack().await;
+    let json = Some("application/json");
+
+    let (s, _) = raw(&gw, reqwest::Method::GET, "/mutate", None, vec![]).await;
+    assert_eq!(s, 405);
+    let (s, _) = raw(&gw, reqwest::Method::PUT, "/validate", json, b"{}".to_vec()).await;
+    assert_eq!(s, 405);
+
+    let (s, m) = raw(
+        &gw,
+        reqwest::Method::POST,
+        "/mutate",
+        Some("text/plain"),
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (s, m.trim()),
+        (415, "content type must be application/json")
+    );
+    let (s, _) = raw(&gw, reqwest::Method::POST, "/mutate", None, b"{}".to_vec()).await;
+    assert_eq!(s, 415);
+    let (s, _) = raw(
+        &gw,
+        reqwest::Method::POST,
+        "/mutate",
+        Some("application/json; charset=utf-8"),
+        b"{".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400, "parameters on the content type are fine");
+
+    let (s, m) = raw(
+        &gw,
+        reqwest::Method::POST,
+        "/mutate",
+        json,
+        vec![b' '; 70_000],
+    )
+    .await;
+    assert_eq!(
+        (s, m.trim()),
+        (413, "request body exceeds the limit of 65536 bytes")
+    );
+
+    let (s, m) = raw(
+        &gw,
+        reqwest::Method::POST,
+        "/mutate",
+        json,
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(m.starts_with("malformed AdmissionReview: "), "{m}");
+
+    let (s, m) = raw(
+        &gw,
+        reqwest::Method::POST,
+        "/mutate",
+        json,
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (s, m.trim()),
+        (400, "malformed AdmissionReview: it has no `request`")
+    );
+
+    let (s, m) = raw(
+        &gw,
+        reqwest::Method::POST,
+        "/validate",
+        json,
+        br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"}}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        m.contains("expected admission.k8s.io/v1/AdmissionReview"),
+        "{m}"
+    );
+
+    let (s, _) = raw(&gw, reqwest::Method::POST, "/nope", json, b"{}".to_vec()).await;
+    assert_eq!(s, 404);
+
+    // Still alive and serving after all of that.
+    gw.process.assert_running();
+    assert_eq!(gw.get("/healthz").await.0, 200);
+}
