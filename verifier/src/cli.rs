@@ -123,7 +123,13 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = Engine::new(config);
+    let engine = match Engine::new(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let outcomes =
         futures::future::join_all(args.images.iter().map(|i| engine.decide(i, now))).await;
     let all_allowed = outcomes.iter().all(Outcome::allowed);
@@ -162,7 +168,7 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = config::load_file(&args.config)?;
-    let engine = Arc::new(Engine::new(config));
+    let engine = Arc::new(Engine::new(config)?);
     crate::server::serve(
         args.listen,
         engine,

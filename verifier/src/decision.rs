@@ -10,7 +10,7 @@ use crate::config::{Config, Mode};
 use crate::error::VerifyError;
 use crate::policy::{Policy, Rule};
 use crate::reference::ImageRef;
-use crate::validators::{Request, Validators, Verified};
+use crate::validators::{BuildError, Request, Validators, Verified};
 
 /// The policy and validators, built once from the config.
 #[derive(Debug)]
@@ -34,11 +34,11 @@ pub struct Outcome {
 
 impl Engine {
     /// Builds the engine from a validated config.
-    pub fn new(config: Config) -> Self {
-        Engine {
-            validators: Validators::from_configs(&config.validators),
+    pub fn new(config: Config) -> Result<Self, BuildError> {
+        Ok(Engine {
+            validators: Validators::from_configs(&config.validators)?,
             policy: config.policy,
-        }
+        })
     }
 
     /// Decides on one image as written in a manifest.
@@ -171,6 +171,7 @@ policy:
             )
             .unwrap(),
         )
+        .unwrap()
     }
 
     #[tokio::test]

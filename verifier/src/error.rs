@@ -4,6 +4,7 @@
 use portcullis_proto::Reason;
 
 use crate::reference::ReferenceError;
+use crate::registry::RegistryError;
 
 /// A denial. `Display` is the human message; [`VerifyError::reason`] the
 /// stable code; [`VerifyError::detail`] the code's parameters.
@@ -29,6 +30,46 @@ pub enum VerifyError {
     /// A bug or an impossible state; never an allow.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The image (tag or digest) does not exist in its registry.
+    #[error("image {0} not found in its registry")]
+    ImageNotFound(String),
+    /// The registry failed or refused us.
+    #[error("{0}")]
+    Registry(RegistryError),
+    /// No signature of any kind is attached to the image.
+    #[error("no signatures found for {0}")]
+    NoSignatures(String),
+    /// Signatures exist, but none verifies with the rule's trust roots.
+    #[error("no signature matches the trust roots ({0})")]
+    NoMatchingSignature(String),
+    /// Fewer distinct trust roots signed than the threshold requires.
+    #[error("{valid} of {threshold} required trust roots signed ({signers})")]
+    ThresholdNotMet {
+        /// Distinct roots with a valid signature.
+        valid: usize,
+        /// The threshold.
+        threshold: usize,
+        /// Who signed, for the message.
+        signers: String,
+    },
+    /// Required trust roots are not among the signers.
+    #[error("required signers missing: {}", .0.join(", "))]
+    RequiredSignerMissing(Vec<String>),
+    /// A keyless signature's identity is not the trusted one.
+    #[error("keyless identity mismatch: {0}")]
+    IdentityMismatch(String),
+    /// A transparency-log entry is missing or does not verify.
+    #[error("transparency log: {0}")]
+    TlogInvalid(String),
+    /// A keyless certificate does not verify.
+    #[error("certificate: {0}")]
+    CertInvalid(String),
+    /// Correctly signed, but for another digest.
+    #[error("digest mismatch: {0}")]
+    DigestMismatch(String),
+    /// A required attestation is missing or unverified.
+    #[error("no verified attestation of type {0}")]
+    AttestationMissing(String),
 }
 
 impl VerifyError {
@@ -40,17 +81,41 @@ impl VerifyError {
             VerifyError::StaticDeny { .. } => Reason::StaticDeny,
             VerifyError::Timeout => Reason::Timeout,
             VerifyError::Internal(_) => Reason::InternalError,
+            VerifyError::ImageNotFound(_) => Reason::ImageNotFound,
+            VerifyError::Registry(RegistryError::AuthFailed { .. }) => Reason::RegistryAuthFailed,
+            VerifyError::Registry(_) => Reason::RegistryUnavailable,
+            VerifyError::NoSignatures(_) => Reason::NoSignatures,
+            VerifyError::NoMatchingSignature(_) => Reason::NoMatchingSignature,
+            VerifyError::ThresholdNotMet { .. } => Reason::ThresholdNotMet,
+            VerifyError::RequiredSignerMissing(_) => Reason::RequiredSignerMissing,
+            VerifyError::IdentityMismatch(_) => Reason::IdentityMismatch,
+            VerifyError::TlogInvalid(_) => Reason::TlogInvalid,
+            VerifyError::CertInvalid(_) => Reason::CertInvalid,
+            VerifyError::DigestMismatch(_) => Reason::DigestMismatch,
+            VerifyError::AttestationMissing(_) => Reason::AttestationMissing,
         }
     }
 
     /// The reason's parameters (e.g. `1 of 2`), or "".
     pub fn detail(&self) -> String {
-        String::new()
+        match self {
+            VerifyError::Registry(e) => e.detail(),
+            VerifyError::ThresholdNotMet {
+                valid, threshold, ..
+            } => format!("{valid} of {threshold}"),
+            VerifyError::RequiredSignerMissing(names) => names.join(", "),
+            VerifyError::AttestationMissing(predicate_type) => predicate_type.clone(),
+            _ => String::new(),
+        }
     }
 
     /// True for failures that may go away on retry. Such denials are never
     /// cached.
     pub fn is_transient(&self) -> bool {
-        matches!(self, VerifyError::Timeout | VerifyError::Internal(_))
+        match self {
+            VerifyError::Timeout | VerifyError::Internal(_) => true,
+            VerifyError::Registry(e) => e.is_transient(),
+            _ => false,
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod decision;
 pub mod error;
 pub mod policy;
 pub mod reference;
+pub mod registry;
 pub mod server;
 pub mod service;
 pub mod validators;

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 use sha2::{Digest, Sha256};
 
+use super::cosign;
 use super::model::{Config, RuleOptions, ValidatorConfig, ValidatorKind};
 use crate::policy::{Pattern, Policy, Rule};
 
@@ -109,8 +110,32 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
             fingerprint,
         });
     }
+    bind_credentials(&mut validators, &rules);
     let policy = Policy::new(rules).map_err(|e| err("policy", e.to_string()))?;
     Ok(Config { validators, policy })
+}
+
+/// Binds `auth.username/password` given without `registries` to the literal
+/// (wildcard-free) registry hosts of the rules that use the validator, so
+/// that credentials only ever go to the hosts they were written for.
+fn bind_credentials(validators: &mut [ValidatorConfig], rules: &[Rule]) {
+    for validator in validators.iter_mut() {
+        let ValidatorKind::Cosign(spec) = &mut validator.kind else {
+            continue;
+        };
+        let Some(credential) = spec.unbound_credential.clone() else {
+            continue;
+        };
+        for rule in rules.iter().filter(|r| r.validator == validator.name) {
+            if let Some((host, _)) = rule.pattern.normalized().split_once('/')
+                && !host.contains('*')
+            {
+                spec.credentials
+                    .entry(host.to_string())
+                    .or_insert_with(|| credential.clone());
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -205,16 +230,94 @@ fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (Str
     .collect();
     let allowed: &[&str] = match kind {
         ValidatorKind::Static { .. } => &[],
+        ValidatorKind::Cosign(_) => &[
+            "trustRoot",
+            "threshold",
+            "required",
+            "verifyInTransparencyLog",
+            "attestations",
+        ],
     };
-    match set.iter().find(|name| !allowed.contains(name)) {
-        Some(name) => Err((
+    if let Some(name) = set.iter().find(|name| !allowed.contains(name)) {
+        return Err((
             name.to_string(),
             format!(
                 "option `{name}` does not apply to a `{}` validator",
                 kind.type_name()
             ),
-        )),
-        None => Ok(()),
+        ));
+    }
+    match kind {
+        ValidatorKind::Static { .. } => Ok(()),
+        ValidatorKind::Cosign(spec) => check_cosign_options(options, spec),
+    }
+}
+
+/// Checks that a cosign rule's trust roots, threshold, required signers and
+/// attestations refer to roots that exist and can be satisfied.
+fn check_cosign_options(
+    options: &RuleOptions,
+    spec: &cosign::CosignSpec,
+) -> Result<(), (String, String)> {
+    let selected =
+        cosign_selected_roots(options, spec).map_err(|m| ("trustRoot".to_string(), m))?;
+    if let Some(required) = &options.required {
+        for (i, name) in required.iter().enumerate() {
+            if !selected.contains(&name.as_str()) {
+                return Err((
+                    format!("required[{i}]"),
+                    format!(
+                        "`{name}` is not among the rule's trust roots ({})",
+                        selected.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(threshold) = options.threshold
+        && (threshold == 0 || threshold as usize > selected.len())
+    {
+        return Err((
+            "threshold".to_string(),
+            format!(
+                "must be between 1 and the number of selected trust roots ({})",
+                selected.len()
+            ),
+        ));
+    }
+    if let Some(attestations) = &options.attestations {
+        for (i, a) in attestations.iter().enumerate() {
+            if let Some(root) = &a.trust_root
+                && root != "*"
+                && spec.root(root).is_none()
+            {
+                return Err((
+                    format!("attestations[{i}].trustRoot"),
+                    format!("no trust root named `{root}`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names of the trust roots a cosign rule selects: `trustRoot: "*"`
+/// means all, a name means that one, and no `trustRoot` means the root
+/// named `default`.
+pub fn cosign_selected_roots<'a>(
+    options: &RuleOptions,
+    spec: &'a cosign::CosignSpec,
+) -> Result<Vec<&'a str>, String> {
+    match options.trust_root.as_deref() {
+        Some("*") => Ok(spec.trust_roots.iter().map(|r| r.name.as_str()).collect()),
+        Some(name) => spec
+            .root(name)
+            .map(|r| vec![r.name.as_str()])
+            .ok_or_else(|| format!("no trust root named `{name}`")),
+        None => spec
+            .root("default")
+            .map(|r| vec![r.name.as_str()])
+            .ok_or_else(|| "no `trustRoot` given and no trust root is named `default`".to_string()),
     }
 }
 

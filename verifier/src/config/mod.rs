@@ -6,10 +6,11 @@
 //! and duplicate patterns are all errors, each reported as
 //! `FILE: FIELD: message`.
 
+pub mod cosign;
 mod load;
 mod model;
 
-pub use load::{ConfigError, load_file, parse_str};
+pub use load::{ConfigError, cosign_selected_roots, load_file, parse_str};
 pub use model::{
     AttestationRequirement, Config, Mode, RuleOptions, ValidatorConfig, ValidatorKind,
 };

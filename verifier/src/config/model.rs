@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cosign::CosignSpec;
 use crate::policy::Policy;
 
 /// The whole validated config.
@@ -33,6 +34,8 @@ pub enum ValidatorKind {
         /// `approve: true` allows, `false` denies.
         approve: bool,
     },
+    /// `type: cosign`: Sigstore signatures and attestations.
+    Cosign(Box<CosignSpec>),
 }
 
 impl ValidatorKind {
@@ -40,6 +43,7 @@ impl ValidatorKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             ValidatorKind::Static { .. } => "static",
+            ValidatorKind::Cosign(_) => "cosign",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Validators: the signature schemes a policy rule can route an image to.
 
+pub mod cosign;
 pub mod static_rule;
 
 use std::collections::HashMap;
@@ -55,14 +56,33 @@ pub enum Validator {
         /// Allow or deny.
         approve: bool,
     },
+    /// `type: cosign`.
+    Cosign(Box<cosign::CosignValidator>),
+}
+
+/// A validator that cannot be built (reported at start-up).
+#[derive(Debug, thiserror::Error)]
+#[error("validator `{name}`: {reason}")]
+pub struct BuildError {
+    /// The validator's name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
 }
 
 impl Validator {
     /// Builds the runtime validator from its config.
-    pub fn from_config(config: &ValidatorConfig) -> Self {
-        match &config.kind {
+    pub fn from_config(config: &ValidatorConfig) -> Result<Self, BuildError> {
+        let err = |reason: String| BuildError {
+            name: config.name.clone(),
+            reason,
+        };
+        Ok(match &config.kind {
             ValidatorKind::Static { approve } => Validator::Static { approve: *approve },
-        }
+            ValidatorKind::Cosign(spec) => Validator::Cosign(Box::new(
+                cosign::CosignValidator::new(spec).map_err(|e| err(e.to_string()))?,
+            )),
+        })
     }
 
     /// Validates one image.
@@ -75,6 +95,7 @@ impl Validator {
             Validator::Static { approve } => {
                 static_rule::decide(*approve, request.rule.pattern.written(), name)
             }
+            Validator::Cosign(v) => v.validate(request).await,
         }
     }
 }
@@ -87,13 +108,13 @@ pub struct Validators {
 
 impl Validators {
     /// Builds every configured validator.
-    pub fn from_configs(configs: &[ValidatorConfig]) -> Self {
-        Validators {
+    pub fn from_configs(configs: &[ValidatorConfig]) -> Result<Self, BuildError> {
+        Ok(Validators {
             by_name: configs
                 .iter()
-                .map(|c| (c.name.clone(), Validator::from_config(c)))
-                .collect(),
-        }
+                .map(|c| Ok((c.name.clone(), Validator::from_config(c)?)))
+                .collect::<Result<_, BuildError>>()?,
+        })
     }
 
     /// The validator called `name`.

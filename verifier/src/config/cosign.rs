@@ -1,0 +1,458 @@
+//! The `cosign` validator's config, in Connaisseur v3's names.
+//!
+//! ```yaml
+//! - name: signed
+//!   type: cosign
+//!   cert: "PEM CA bundle for the registry's TLS (optional)"
+//!   auth: {username: u, password: p}        # or {dockerConfigJson: /path/config.json}
+//!   insecureRegistries: ["127.0.0.1:5000"]  # plain HTTP, for local tests only
+//!   host: {rekorPubkey: PEM, ctLogPubkey: PEM, fulcioCert: PEM chain}
+//!   trustRoots:
+//!     - {name: alice, key: PEM}
+//!     - {name: ci, keyless: {issuer: URL, subjectRegex: "^https://github.com/org/.*"}}
+//! ```
+//!
+//! Every key and certificate is parsed at load time; an error names the
+//! field.
+
+use std::collections::HashMap;
+
+use regex::Regex;
+use serde::Deserialize;
+use sigstore::crypto::CosignVerificationKey;
+
+use crate::registry::Credential;
+
+/// The raw YAML shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCosign {
+    name: String,
+    #[serde(rename = "type")]
+    _type: String,
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    insecure_registries: Option<Vec<String>>,
+    #[serde(default)]
+    host: Option<RawHost>,
+    trust_roots: Vec<RawTrustRoot>,
+}
+
+/// Registry credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAuth {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    /// The hosts `username`/`password` belong to. Default: the literal hosts
+    /// of the policy patterns that route to this validator.
+    #[serde(default)]
+    registries: Option<Vec<String>>,
+    /// A `.dockerconfigjson` file: credentials per exact host.
+    #[serde(default)]
+    docker_config_json: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawHost {
+    #[serde(default)]
+    rekor_pubkey: Option<String>,
+    #[serde(default)]
+    ct_log_pubkey: Option<String>,
+    #[serde(default)]
+    fulcio_cert: Option<String>,
+    /// Connaisseur's Rekor URL; accepted for migration, never contacted
+    /// (verification is offline).
+    #[serde(default)]
+    rekor: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTrustRoot {
+    name: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    keyless: Option<RawKeyless>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawKeyless {
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    issuer_regex: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    subject_regex: Option<String>,
+}
+
+/// A string matched exactly or by an anchored regex.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Exact equality.
+    Exact(String),
+    /// The regex, anchored at both ends.
+    Regex(Regex),
+}
+
+impl Matcher {
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Matcher::Exact(s) => s == value,
+            Matcher::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Exact(s) => write!(f, "{s:?}"),
+            Matcher::Regex(r) => write!(f, "/{}/", r.as_str()),
+        }
+    }
+}
+
+/// What a trust root trusts.
+#[derive(Debug, Clone)]
+pub enum TrustRootKind {
+    /// A public key (ECDSA P-256/P-384, RSA, Ed25519).
+    Key {
+        /// The parsed key.
+        key: CosignVerificationKey,
+        /// Its SPKI DER, to compare with transparency-log entries.
+        spki_der: Vec<u8>,
+    },
+    /// A keyless (Fulcio) identity.
+    Keyless {
+        /// The OIDC issuer.
+        issuer: Matcher,
+        /// The certificate subject (SAN email or URI).
+        subject: Matcher,
+    },
+}
+
+/// A named trust root.
+#[derive(Debug, Clone)]
+pub struct TrustRoot {
+    /// The name rules refer to.
+    pub name: String,
+    /// What it trusts.
+    pub kind: TrustRootKind,
+}
+
+/// Keys and certificates of the transparency infrastructure.
+#[derive(Debug, Clone, Default)]
+pub struct TransparencyRoots {
+    /// Rekor public keys (SPKI DER) by log id (SHA-256 of the DER).
+    pub rekor_keys: HashMap<[u8; 32], Vec<u8>>,
+    /// CT log public keys (SPKI DER) by log id.
+    pub ct_keys: HashMap<[u8; 32], Vec<u8>>,
+    /// Fulcio certificates (DER): self-signed ones are trust anchors, the
+    /// rest intermediates.
+    pub fulcio_certs: Vec<Vec<u8>>,
+}
+
+/// The validated cosign config.
+#[derive(Debug, Clone)]
+pub struct CosignSpec {
+    /// Trust roots by name, in config order.
+    pub trust_roots: Vec<TrustRoot>,
+    /// The transparency log and Fulcio roots.
+    pub transparency: TransparencyRoots,
+    /// Extra CA (PEM) for registry TLS.
+    pub registry_ca: Option<String>,
+    /// Credentials by exact host.
+    pub credentials: HashMap<String, Credential>,
+    /// `username`/`password` without `registries`: bound later to the
+    /// literal hosts of the rules using this validator.
+    pub unbound_credential: Option<Credential>,
+    /// Hosts reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+}
+
+impl CosignSpec {
+    /// The trust root called `name`.
+    pub fn root(&self, name: &str) -> Option<&TrustRoot> {
+        self.trust_roots.iter().find(|r| r.name == name)
+    }
+}
+
+/// A field-level error: (field path relative to the validator, message).
+pub type FieldError = (String, String);
+
+fn field(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+    (path.into(), message.into())
+}
+
+/// Parses a PEM public key into (key, SPKI DER).
+pub fn parse_public_key(pem: &str) -> Result<(CosignVerificationKey, Vec<u8>), String> {
+    let parsed = pem::parse(pem.trim()).map_err(|e| format!("not a PEM public key: {e}"))?;
+    if parsed.tag() != "PUBLIC KEY" {
+        return Err(format!(
+            "expected a `PUBLIC KEY` PEM block, found `{}`",
+            parsed.tag()
+        ));
+    }
+    let der = parsed.contents().to_vec();
+    let key = CosignVerificationKey::try_from_der(&der)
+        .map_err(|e| format!("unsupported public key: {e}"))?;
+    Ok((key, der))
+}
+
+/// Parses every certificate in a PEM bundle into DER.
+pub fn parse_cert_bundle(pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
+    let certs: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.contents().to_vec())
+        .collect();
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block found".into());
+    }
+    for der in &certs {
+        <x509_cert::Certificate as der::Decode>::from_der(der)
+            .map_err(|e| format!("invalid certificate: {e}"))?;
+    }
+    Ok(certs)
+}
+
+fn log_id(spki_der: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(spki_der).into()
+}
+
+fn matcher(
+    exact: &Option<String>,
+    regex: &Option<String>,
+    what: &str,
+    at: &str,
+) -> Result<Matcher, FieldError> {
+    match (exact, regex) {
+        (Some(_), Some(_)) => Err(field(
+            at,
+            format!("give `{what}` or `{what}Regex`, not both"),
+        )),
+        (Some(s), None) => Ok(Matcher::Exact(s.clone())),
+        (None, Some(r)) => Regex::new(&format!("^(?:{r})$"))
+            .map(Matcher::Regex)
+            .map_err(|e| field(format!("{at}.{what}Regex"), format!("invalid regex: {e}"))),
+        (None, None) => Err(field(at, format!("missing `{what}` or `{what}Regex`"))),
+    }
+}
+
+/// Reads a `.dockerconfigjson` file into credentials by exact host.
+pub fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, String> {
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        auths: HashMap<String, Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        auth: Option<String>,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let file: File = serde_json::from_str(&text)
+        .map_err(|e| format!("{path} is not a docker config JSON: {e}"))?;
+    let mut out = HashMap::new();
+    for (key, entry) in file.auths {
+        let host = docker_config_host(&key);
+        let credential = match (entry.username, entry.password, entry.auth) {
+            (Some(username), Some(password), _) => Credential { username, password },
+            (_, _, Some(auth)) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(auth.trim())
+                    .map_err(|e| format!("{path}: auths.{key}.auth is not base64: {e}"))?;
+                let raw = String::from_utf8(raw)
+                    .map_err(|_| format!("{path}: auths.{key}.auth is not UTF-8"))?;
+                let (username, password) = raw
+                    .split_once(':')
+                    .ok_or_else(|| format!("{path}: auths.{key}.auth is not user:password"))?;
+                Credential {
+                    username: username.to_string(),
+                    password: password.to_string(),
+                }
+            }
+            _ => return Err(format!("{path}: auths.{key} has no credentials")),
+        };
+        out.insert(host, credential);
+    }
+    Ok(out)
+}
+
+/// The registry host a docker config key names: scheme and path dropped,
+/// `index.docker.io` and `registry-1.docker.io` meaning `docker.io`.
+pub fn docker_config_host(key: &str) -> String {
+    let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
+    let host = without_scheme.split('/').next().unwrap_or_default();
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        h => h.to_string(),
+    }
+}
+
+/// Validates the raw config.
+pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
+    let mut transparency = TransparencyRoots::default();
+    if let Some(host) = &raw.host {
+        if let Some(pem) = &host.rekor_pubkey {
+            let (_, der) = parse_public_key(pem).map_err(|m| field("host.rekorPubkey", m))?;
+            transparency.rekor_keys.insert(log_id(&der), der);
+        }
+        if let Some(pem) = &host.ct_log_pubkey {
+            let (_, der) = parse_public_key(pem).map_err(|m| field("host.ctLogPubkey", m))?;
+            transparency.ct_keys.insert(log_id(&der), der);
+        }
+        if let Some(pem) = &host.fulcio_cert {
+            transparency.fulcio_certs =
+                parse_cert_bundle(pem).map_err(|m| field("host.fulcioCert", m))?;
+        }
+        let _ = &host.rekor;
+    }
+    if raw.trust_roots.is_empty() {
+        return Err(field("trustRoots", "at least one trust root is required"));
+    }
+    let mut trust_roots = Vec::with_capacity(raw.trust_roots.len());
+    for (i, root) in raw.trust_roots.iter().enumerate() {
+        let at = format!("trustRoots[{i}]");
+        if root.name.is_empty() || root.name == "*" {
+            return Err(field(
+                format!("{at}.name"),
+                "a trust root needs a name other than `*`",
+            ));
+        }
+        if trust_roots.iter().any(|r: &TrustRoot| r.name == root.name) {
+            return Err(field(
+                format!("{at}.name"),
+                format!("duplicate trust root name `{}`", root.name),
+            ));
+        }
+        let kind = match (&root.key, &root.keyless) {
+            (Some(pem), None) => {
+                let (key, spki_der) =
+                    parse_public_key(pem).map_err(|m| field(format!("{at}.key"), m))?;
+                TrustRootKind::Key { key, spki_der }
+            }
+            (None, Some(k)) => {
+                let kat = format!("{at}.keyless");
+                let issuer = matcher(&k.issuer, &k.issuer_regex, "issuer", &kat)?;
+                let subject = matcher(&k.subject, &k.subject_regex, "subject", &kat)?;
+                if transparency.fulcio_certs.is_empty()
+                    || transparency.rekor_keys.is_empty()
+                    || transparency.ct_keys.is_empty()
+                {
+                    return Err(field(
+                        "host",
+                        "keyless trust roots need host.fulcioCert (the Fulcio root and intermediates), host.rekorPubkey and host.ctLogPubkey",
+                    ));
+                }
+                TrustRootKind::Keyless { issuer, subject }
+            }
+            (Some(_), Some(_)) => return Err(field(at, "give `key` or `keyless`, not both")),
+            (None, None) => return Err(field(at, "missing `key` or `keyless`")),
+        };
+        trust_roots.push(TrustRoot {
+            name: root.name.clone(),
+            kind,
+        });
+    }
+    let mut credentials = HashMap::new();
+    let mut unbound_credential = None;
+    if let Some(auth) = &raw.auth {
+        if let Some(path) = &auth.docker_config_json {
+            credentials =
+                read_docker_config(path).map_err(|m| field("auth.dockerConfigJson", m))?;
+        }
+        match (&auth.username, &auth.password) {
+            (Some(username), Some(password)) => {
+                let credential = Credential {
+                    username: username.clone(),
+                    password: password.clone(),
+                };
+                match &auth.registries {
+                    Some(hosts) => {
+                        for host in hosts {
+                            credentials.insert(docker_config_host(host), credential.clone());
+                        }
+                    }
+                    None => unbound_credential = Some(credential),
+                }
+            }
+            (None, None) => {
+                if auth.docker_config_json.is_none() {
+                    return Err(field(
+                        "auth",
+                        "give `username` and `password`, or `dockerConfigJson`",
+                    ));
+                }
+            }
+            _ => return Err(field("auth", "`username` and `password` go together")),
+        }
+    }
+    if let Some(cert) = &raw.cert {
+        parse_cert_bundle(cert).map_err(|m| field("cert", m))?;
+    }
+    Ok((
+        raw.name,
+        CosignSpec {
+            trust_roots,
+            transparency,
+            registry_ca: raw.cert,
+            credentials,
+            unbound_credential,
+            insecure_registries: raw.insecure_registries.unwrap_or_default(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_config_hosts() {
+        assert_eq!(
+            docker_config_host("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(docker_config_host("ghcr.io"), "ghcr.io");
+        assert_eq!(
+            docker_config_host("http://127.0.0.1:5000"),
+            "127.0.0.1:5000"
+        );
+    }
+
+    #[test]
+    fn anchored_regex_matchers() {
+        let m = matcher(
+            &None,
+            &Some("https://github.com/org/.*".into()),
+            "subject",
+            "x",
+        )
+        .unwrap();
+        assert!(m.matches("https://github.com/org/repo"));
+        assert!(!m.matches("xhttps://github.com/org/repo"));
+        let m = matcher(&None, &Some("a|b".into()), "subject", "x").unwrap();
+        assert!(m.matches("a") && m.matches("b") && !m.matches("ab"));
+    }
+}

@@ -1,0 +1,257 @@
+//! The `cosign` validator: Sigstore signatures and attestations, with keys
+//! or keyless identities, k-of-n thresholds over distinct trust roots, and
+//! both the cosign v2 (`.sig`/`.att` tags) and v3 (Sigstore bundle
+//! referrers) formats. Everything is verified offline: no call to public
+//! Sigstore services at admission time.
+//!
+//! The path: resolve the tag to its digest ([`crate::registry`]) →
+//! [`discover::discover`] the candidates → [`check::check`] each against
+//! each selected trust root → [`decide`] thresholds, required signers and
+//! attestations.
+
+pub mod candidate;
+pub mod certificate;
+pub mod check;
+pub mod content;
+pub mod discover;
+pub mod tlog;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use portcullis_proto::Reason;
+
+use crate::config::cosign::{CosignSpec, TrustRoot};
+use crate::config::{RuleOptions, cosign_selected_roots};
+use crate::error::VerifyError;
+use crate::registry::{ClientBuildError, RegistryClient, RegistrySettings};
+use crate::validators::{Request, Verified};
+use candidate::Candidate;
+use check::{CheckOptions, Failure, Pass, check};
+use content::Claim;
+
+/// Default bound on each registry request.
+pub const REGISTRY_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound on connecting to a registry.
+pub const REGISTRY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A configured cosign validator.
+#[derive(Debug)]
+pub struct CosignValidator {
+    spec: CosignSpec,
+    registry: RegistryClient,
+}
+
+impl CosignValidator {
+    /// Builds the validator and its registry client.
+    pub fn new(spec: &CosignSpec) -> Result<Self, ClientBuildError> {
+        let registry = RegistryClient::new(RegistrySettings {
+            extra_ca_pem: spec.registry_ca.clone(),
+            credentials: spec.credentials.clone(),
+            insecure_hosts: spec.insecure_registries.iter().cloned().collect(),
+            request_timeout: REGISTRY_REQUEST_TIMEOUT,
+            connect_timeout: REGISTRY_CONNECT_TIMEOUT,
+        })?;
+        Ok(CosignValidator {
+            spec: spec.clone(),
+            registry,
+        })
+    }
+
+    /// Verifies one image.
+    pub async fn validate(&self, request: Request<'_>) -> Result<Verified, VerifyError> {
+        let image = request.image;
+        let options = request.options;
+        let selected = cosign_selected_roots(options, &self.spec).map_err(VerifyError::Internal)?;
+        let roots: Vec<&TrustRoot> = selected.iter().filter_map(|n| self.spec.root(n)).collect();
+        let digest = match image.digest() {
+            Some(d) => d.to_string(),
+            None => {
+                let tag = image.tag().unwrap_or("latest");
+                self.registry
+                    .resolve_tag(image.registry(), image.repository(), tag)
+                    .await
+                    .map_err(VerifyError::Registry)?
+                    .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))?
+            }
+        };
+        let with_attestations = options.attestations.as_ref().is_some_and(|a| !a.is_empty());
+        let found = discover::discover(
+            &self.registry,
+            image.registry(),
+            image.repository(),
+            &digest,
+            with_attestations,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::registry::RegistryError::Status { status: 404, .. } => {
+                VerifyError::ImageNotFound(image.to_string())
+            }
+            e => VerifyError::Registry(e),
+        })?;
+        let check_options = CheckOptions {
+            digest: &digest,
+            require_tlog_for_keys: options
+                .verify_in_transparency_log
+                .unwrap_or(!self.spec.transparency.rekor_keys.is_empty()),
+            transparency: &self.spec.transparency,
+            manifest: found.manifest.as_deref(),
+        };
+        let signers = decide(
+            &found.candidates,
+            &roots,
+            &self.spec,
+            options,
+            check_options,
+            &image.to_string(),
+        )?;
+        Ok(Verified {
+            digest: Some(digest),
+            reason: Reason::Verified,
+            message: format!("signed by {}", signers.join(", ")),
+        })
+    }
+}
+
+/// Applies the rule to the candidates: distinct signing roots, required
+/// signers, threshold, then attestations. Returns the signing roots.
+pub fn decide(
+    candidates: &[Candidate],
+    roots: &[&TrustRoot],
+    spec: &CosignSpec,
+    options: &RuleOptions,
+    check_options: CheckOptions<'_>,
+    image: &str,
+) -> Result<Vec<String>, VerifyError> {
+    let (signatures, attestations): (Vec<&Candidate>, Vec<&Candidate>) = candidates
+        .iter()
+        .partition(|c| content::looks_like_signature(c.origin, &c.content));
+    if signatures.is_empty() {
+        return Err(VerifyError::NoSignatures(image.to_string()));
+    }
+    let mut signers = BTreeSet::new();
+    let mut worst: Option<Failure> = None;
+    for candidate in &signatures {
+        for root in roots {
+            match check(candidate, root, check_options) {
+                Ok(pass) if pass.claim == Claim::Signature => {
+                    signers.insert(root.name.clone());
+                }
+                Ok(_) => {}
+                Err(f) => {
+                    if worst.as_ref().is_none_or(|w| f > *w) {
+                        worst = Some(f);
+                    }
+                }
+            }
+        }
+    }
+    let mut attested: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if options.attestations.as_ref().is_some_and(|a| !a.is_empty()) {
+        let attestation_roots: Vec<&TrustRoot> = roots
+            .iter()
+            .copied()
+            .chain(attestation_only_roots(spec, options, roots))
+            .collect();
+        for candidate in &attestations {
+            for root in &attestation_roots {
+                if let Ok(Pass {
+                    claim: Claim::Attestation(predicate_type),
+                }) = check(candidate, root, check_options)
+                {
+                    attested
+                        .entry(predicate_type)
+                        .or_default()
+                        .insert(root.name.clone());
+                }
+            }
+        }
+    }
+    let signers: Vec<String> = signers.into_iter().collect();
+    if signers.is_empty() {
+        return Err(match worst {
+            Some(Failure::Digest(m)) => VerifyError::DigestMismatch(m),
+            Some(Failure::Tlog(m)) => VerifyError::TlogInvalid(m),
+            Some(Failure::Certificate(m)) => VerifyError::CertInvalid(m),
+            Some(Failure::Identity(m)) => VerifyError::IdentityMismatch(m),
+            Some(Failure::NoMatch(m)) => {
+                VerifyError::NoMatchingSignature(format!("{m}; trust roots: {}", root_names(roots)))
+            }
+            None => VerifyError::NoMatchingSignature(root_names(roots)),
+        });
+    }
+    if let Some(required) = &options.required {
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|r| !signers.contains(r))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(VerifyError::RequiredSignerMissing(missing));
+        }
+    }
+    // With `trustRoot: "*"` and no threshold, every root must sign.
+    let threshold = options.threshold.map(|t| t as usize).unwrap_or(roots.len());
+    if signers.len() < threshold {
+        return Err(VerifyError::ThresholdNotMet {
+            valid: signers.len(),
+            threshold,
+            signers: if signers.is_empty() {
+                "none".into()
+            } else {
+                signers.join(", ")
+            },
+        });
+    }
+    for requirement in options.attestations.iter().flatten() {
+        let wanted: Vec<&str> = match requirement.trust_root.as_deref() {
+            Some("*") => spec.trust_roots.iter().map(|r| r.name.as_str()).collect(),
+            Some(name) => vec![name],
+            None => roots.iter().map(|r| r.name.as_str()).collect(),
+        };
+        let ok = attested
+            .get(&requirement.predicate_type)
+            .is_some_and(|by| by.iter().any(|r| wanted.contains(&r.as_str())));
+        if !ok {
+            return Err(VerifyError::AttestationMissing(
+                requirement.predicate_type.clone(),
+            ));
+        }
+    }
+    Ok(signers)
+}
+
+/// Roots named only by attestation requirements (not among the rule's
+/// signature roots), so their attestations are checked too.
+fn attestation_only_roots<'a>(
+    spec: &'a CosignSpec,
+    options: &RuleOptions,
+    roots: &[&TrustRoot],
+) -> Vec<&'a TrustRoot> {
+    let mut out: Vec<&TrustRoot> = Vec::new();
+    for requirement in options.attestations.iter().flatten() {
+        let names: Vec<&str> = match requirement.trust_root.as_deref() {
+            Some("*") => spec.trust_roots.iter().map(|r| r.name.as_str()).collect(),
+            Some(n) => vec![n],
+            None => continue,
+        };
+        for name in names {
+            if roots.iter().all(|r| r.name != name)
+                && out.iter().all(|r| r.name != name)
+                && let Some(root) = spec.root(name)
+            {
+                out.push(root);
+            }
+        }
+    }
+    out
+}
+
+fn root_names(roots: &[&TrustRoot]) -> String {
+    roots
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
