@@ -9,10 +9,14 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod config;
+pub mod faults;
 pub mod procs;
+pub mod registry;
 pub mod review;
+pub mod signer;
 pub mod stub;
 
 pub use certs::TestCa;
-pub use procs::{Gateway, GatewayOptions, Verifier, bin_path, free_port};
+pub use procs::{Gateway, GatewayOptions, Verifier, bin_path, free_port, verify_json};
 pub use review::{Review, pod_spec};

@@ -80,6 +80,23 @@ impl Process {
         }
     }
 
+    /// Spawns `command` with stdout and stderr in separate files.
+    pub fn spawn_split(name: &str, mut command: Command, stdout: PathBuf, stderr: PathBuf) -> Self {
+        let out = std::fs::File::create(&stdout).expect("log file");
+        let err = std::fs::File::create(&stderr).expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+            log: stderr,
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or_default()
@@ -302,4 +319,31 @@ impl Gateway {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
+}
+
+/// Runs `portcullis-verifier verify --json` with `config` (YAML text) on
+/// `images`; returns the exit code and the parsed results (empty when the
+/// command printed no JSON, e.g. on a config error; stderr is then in the
+/// panic message of callers that expect results).
+pub fn verify_json(
+    config: &str,
+    images: &[&str],
+    extra_args: &[&str],
+) -> (i32, Vec<Value>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(bin_path("portcullis-verifier"))
+        .arg("verify")
+        .arg("--json")
+        .arg("--config")
+        .arg(&path)
+        .args(extra_args)
+        .args(images)
+        .env("PORTCULLIS_LOG", "warn")
+        .output()
+        .expect("run verifier");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let results = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out.status.code().unwrap_or(-1), results, stderr)
 }

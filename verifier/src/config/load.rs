@@ -194,10 +194,16 @@ fn parse_validator(value: Value, at: &str, file: &str) -> Result<ValidatorConfig
                 },
             )
         }
+        "cosign" => {
+            let raw: cosign::RawCosign = deserialize_at(value, at, file)?;
+            let (name, spec) =
+                cosign::validate(raw).map_err(|(f, m)| err(format!("{at}.{f}"), m))?;
+            (name, ValidatorKind::Cosign(Box::new(spec)))
+        }
         other => {
             return Err(err(
                 format!("{at}.type"),
-                format!("unknown validator type `{other}` (supported: static)"),
+                format!("unknown validator type `{other}` (supported: static, cosign)"),
             ));
         }
     };

@@ -1,0 +1,155 @@
+//! A real OCI registry (Debian `docker-registry`, distribution 2.8) on
+//! 127.0.0.1, over plain HTTP or TLS, with its access log kept so tests can
+//! count the requests the verifier made.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::certs::TestCa;
+use crate::procs::{Process, free_port, wait_for_tcp};
+
+/// A running registry.
+pub struct Registry {
+    /// The process.
+    pub process: Process,
+    /// `127.0.0.1:PORT`.
+    pub addr: SocketAddr,
+    /// Whether it serves TLS.
+    pub tls: bool,
+    /// The CA its certificate chains to (TLS only).
+    pub ca_path: Option<PathBuf>,
+    access_log: PathBuf,
+    /// Its temp dir (storage, config, logs).
+    pub dir: tempfile::TempDir,
+}
+
+/// One access-log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// HTTP method.
+    pub method: String,
+    /// Request path and query.
+    pub path: String,
+    /// Response status.
+    pub status: u16,
+    /// The client's user agent.
+    pub user_agent: String,
+}
+
+impl Registry {
+    /// Starts a plain-HTTP registry.
+    pub fn start_plain() -> Self {
+        Self::start(None)
+    }
+
+    /// Starts a registry; with `ca`, over TLS with a leaf from that CA.
+    pub fn start(ca: Option<&TestCa>) -> Self {
+        Self::start_with(ca, "")
+    }
+
+    /// Starts a registry with extra YAML appended under `http:`-level keys
+    /// (e.g. an `auth:` section).
+    pub fn start_with(ca: Option<&TestCa>, extra_yaml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let tls = match ca {
+            Some(ca) => {
+                let leaf = ca.issue(&format!("registry-{port}"));
+                format!(
+                    "\n  tls:\n    certificate: {}\n    key: {}",
+                    leaf.chain.display(),
+                    leaf.key.display()
+                )
+            }
+            None => String::new(),
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  accesslog:\n    disabled: false\n  level: warn\nstorage:\n  cache: {{blobdescriptor: inmemory}}\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}{tls}\n{extra_yaml}\n",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("write registry config");
+        let access_log = dir.path().join("access.log");
+        let mut cmd = Command::new("docker-registry");
+        cmd.arg("serve").arg(&config_path);
+        // stdout carries the access log; stderr the application log.
+        let mut process = Process::spawn_split(
+            "registry",
+            cmd,
+            access_log.clone(),
+            dir.path().join("registry.log"),
+        );
+        if !wait_for_tcp(addr, Duration::from_secs(20)) {
+            process.assert_running();
+            panic!("registry did not listen on {addr}");
+        }
+        Registry {
+            process,
+            addr,
+            tls: ca.is_some(),
+            ca_path: ca.map(|c| c.cert_path()),
+            access_log,
+            dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The access log so far.
+    pub fn accesses(&self) -> Vec<Access> {
+        let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
+        text.lines().filter_map(parse_access).collect()
+    }
+
+    /// The requests made by the verifier (its user agent) so far.
+    pub fn verifier_requests(&self) -> Vec<Access> {
+        self.accesses()
+            .into_iter()
+            .filter(|a| a.user_agent.starts_with("portcullis-verifier"))
+            .collect()
+    }
+}
+
+/// Parses a combined-log-format line.
+fn parse_access(line: &str) -> Option<Access> {
+    let mut quoted = line.split('"');
+    let _prefix = quoted.next()?;
+    let request = quoted.next()?;
+    let after = quoted.next()?;
+    let _referer = quoted.next()?;
+    let _sep = quoted.next()?;
+    let user_agent = quoted.next()?.to_string();
+    let mut parts = request.split(' ');
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let status = after.split_whitespace().next()?.parse().ok()?;
+    Some(Access {
+        method,
+        path,
+        status,
+        user_agent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_combined_log() {
+        let a = parse_access(
+            r#"127.0.0.1 - - [24/Nov/2026:16:55:51 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "portcullis-verifier/0.1.0""#,
+        )
+        .unwrap();
+        assert_eq!(a.method, "GET");
+        assert_eq!(a.path, "/v2/team/app/manifests/v1");
+        assert_eq!(a.status, 200);
+        assert_eq!(a.user_agent, "portcullis-verifier/0.1.0");
+    }
+}
