@@ -77,3 +77,8 @@ pub fn cosign_keys_only(registry: &Registry, trust_roots: Value) -> Value {
     }
     v
 }
+
+/// A keyless trust root matched by anchored regexes.
+pub fn keyless_root_regex(name: &str, issuer_regex: &str, subject_regex: &str) -> Value {
+    json!({"name": name, "keyless": {"issuerRegex": issuer_regex, "subjectRegex": subject_regex}})
+}

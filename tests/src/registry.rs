@@ -153,3 +153,68 @@ mod tests {
         assert_eq!(a.user_agent, "portcullis-verifier/0.1.0");
     }
 }
+
+impl Registry {
+    fn client(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        if let Some(ca) = &self.ca_path {
+            let pem = std::fs::read(ca).expect("CA");
+            b = b.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("CA")]);
+        }
+        b.build().expect("client")
+    }
+
+    fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// Fetches a manifest as JSON, with its media type.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> (serde_json::Value, String) {
+        let r = self
+            .client()
+            .get(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header(
+                "accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .send()
+            .await
+            .expect("GET manifest");
+        assert!(
+            r.status().is_success(),
+            "GET {repo}:{reference}: {}",
+            r.status()
+        );
+        let media_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (r.json().await.expect("manifest JSON"), media_type)
+    }
+
+    /// Stores a manifest under `reference`.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        manifest: &serde_json::Value,
+        media_type: &str,
+    ) {
+        let r = self
+            .client()
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("content-type", media_type)
+            .body(serde_json::to_vec(manifest).expect("json"))
+            .send()
+            .await
+            .expect("PUT manifest");
+        assert!(
+            r.status().is_success(),
+            "PUT {repo}:{reference}: {}",
+            r.status()
+        );
+    }
+}
