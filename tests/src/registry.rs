@@ -137,23 +137,6 @@ fn parse_access(line: &str) -> Option<Access> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_combined_log() {
-        let a = parse_access(
-            r#"127.0.0.1 - - [24/Nov/2026:16:55:51 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "portcullis-verifier/0.1.0""#,
-        )
-        .unwrap();
-        assert_eq!(a.method, "GET");
-        assert_eq!(a.path, "/v2/team/app/manifests/v1");
-        assert_eq!(a.status, 200);
-        assert_eq!(a.user_agent, "portcullis-verifier/0.1.0");
-    }
-}
-
 impl Registry {
     fn client(&self) -> reqwest::Client {
         let mut b = reqwest::Client::builder();
@@ -216,5 +199,22 @@ impl Registry {
             "PUT {repo}:{reference}: {}",
             r.status()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_combined_log() {
+        let a = parse_access(
+            r#"127.0.0.1 - - [24/Nov/2026:16:55:51 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "portcullis-verifier/0.1.0""#,
+        )
+        .unwrap();
+        assert_eq!(a.method, "GET");
+        assert_eq!(a.path, "/v2/team/app/manifests/v1");
+        assert_eq!(a.status, 200);
+        assert_eq!(a.user_agent, "portcullis-verifier/0.1.0");
     }
 }
