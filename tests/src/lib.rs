@@ -15,6 +15,7 @@ pub mod procs;
 pub mod registry;
 pub mod review;
 pub mod signer;
+pub mod static_registry;
 pub mod stub;
 
 pub use certs::TestCa;
