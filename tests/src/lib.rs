@@ -11,6 +11,7 @@
 pub mod certs;
 pub mod config;
 pub mod faults;
+pub mod notary;
 pub mod procs;
 pub mod registry;
 pub mod review;

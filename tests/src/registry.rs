@@ -49,10 +49,23 @@ impl Registry {
         Self::start_with(ca, "")
     }
 
-    /// Starts a registry with extra YAML appended under `http:`-level keys
-    /// (e.g. an `auth:` section).
+    /// Starts a registry with extra top-level YAML (e.g. an `auth:`
+    /// section).
     pub fn start_with(ca: Option<&TestCa>, extra_yaml: &str) -> Self {
+        Self::start_on(ca, extra_yaml, None)
+    }
+
+    /// Like [`Registry::start_with`], storing in `storage` (so a second
+    /// registry, say one with auth, can serve what a first one stored).
+    pub fn start_on(
+        ca: Option<&TestCa>,
+        extra_yaml: &str,
+        storage: Option<&std::path::Path>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let storage = storage
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("data"));
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let tls = match ca {
@@ -68,7 +81,7 @@ impl Registry {
         };
         let config = format!(
             "version: 0.1\nlog:\n  accesslog:\n    disabled: false\n  level: warn\nstorage:\n  cache: {{blobdescriptor: inmemory}}\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}{tls}\n{extra_yaml}\n",
-            dir.path().join("data").display()
+            storage.display()
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write registry config");
@@ -94,6 +107,17 @@ impl Registry {
             access_log,
             dir,
         }
+    }
+
+    /// Where it stores blobs and manifests.
+    pub fn storage(&self) -> PathBuf {
+        let config =
+            std::fs::read_to_string(self.dir.path().join("config.yml")).unwrap_or_default();
+        config
+            .lines()
+            .find_map(|l| l.split("rootdirectory: ").nth(1))
+            .map(|s| PathBuf::from(s.trim_end_matches('}').trim()))
+            .unwrap_or_default()
     }
 
     /// `127.0.0.1:PORT`, the registry part of image references.

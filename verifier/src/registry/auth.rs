@@ -117,14 +117,23 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     out
 }
 
-/// Whether Basic credentials for `registry_host` may be sent to a token
-/// realm on `realm_host`.
-pub fn realm_may_receive_credentials(registry_host: &str, realm_host: &str) -> bool {
-    registry_host == realm_host
+/// Whether Basic credentials for `registry` (host, optionally with port)
+/// may be sent to a token realm on `realm_host`: the same host name (any
+/// port), or Docker Hub's `auth.docker.io` for Docker Hub's hosts.
+pub fn realm_may_receive_credentials(registry: &str, realm_host: &str) -> bool {
+    let name = |h: &str| -> String {
+        match h.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None => h.rsplit_once(':').map_or(h, |(n, _)| n).to_string(),
+        }
+    };
+    let registry = name(registry);
+    let realm = name(realm_host);
+    registry == realm
         || (matches!(
-            registry_host,
+            registry.as_str(),
             "docker.io" | "registry-1.docker.io" | "notary.docker.io"
-        ) && realm_host == "auth.docker.io")
+        ) && realm == "auth.docker.io")
 }
 
 /// Bearer tokens by (registry host, scope), until just before they expire.

@@ -272,10 +272,6 @@ impl RegistryClient {
             reason: format!("bad token realm {realm:?}: {e}"),
         })?;
         let realm_host = realm_url.host_str().unwrap_or_default().to_string();
-        let realm_authority = match realm_url.port() {
-            Some(p) => format!("{realm_host}:{p}"),
-            None => realm_host.clone(),
-        };
         let mut request = self
             .http
             .get(realm_url)
@@ -285,7 +281,7 @@ impl RegistryClient {
             request = request.query(&[("service", service)]);
         }
         if let Some(credential) = self.credentials.get(registry) {
-            if realm_may_receive_credentials(registry, &realm_authority)
+            if realm_may_receive_credentials(registry, &realm_host)
                 || realm_may_receive_credentials(api_host(registry), &realm_host)
             {
                 request = request.header(header::AUTHORIZATION, credential.basic_header());
