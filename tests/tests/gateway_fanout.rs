@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use portcullis_e2e::review::{allowed, message, patch};
 use portcullis_e2e::stub::{Responder, StubVerifier};
-use portcullis_e2e::{Gateway, GatewayOptions, Review, pod_spec};
+use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
 use portcullis_proto::{Reason, Verdict, VerifyRequest, VerifyResponse};
 use serde_json::json;
 
@@ -149,9 +149,16 @@ async fn an_image_without_answer_is_denied_with_timeout() {
 
 #[tokio::test]
 async fn a_dead_verifier_fails_over_to_the_next() {
-    let a = StubVerifier::start(pinning_responder(true)).await;
-    let b = StubVerifier::start(pinning_responder(true)).await;
-    let gw = gateway_for(&[&a, &b], &[]).await;
+    // Real verifier processes, so that one can be killed outright.
+    let policy = include_str!("../data/static-policy.yaml");
+    let mut a = Verifier::start(policy, &[]);
+    let b = Verifier::start(policy, &[]);
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![a.url(), b.url()],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
     let images: Vec<String> = (0..20)
         .map(|i| format!("registry.example.com/app{i}:1"))
         .collect();
@@ -159,20 +166,21 @@ async fn a_dead_verifier_fails_over_to_the_next() {
     let review = Review::pod(pod_spec(&refs, &[], &[]));
     let (_, body) = gw.post_json("/mutate", &review.json).await;
     assert!(allowed(&body));
+    let ok = |url: String| {
+        format!("portcullis_verifier_calls_total{{verifier=\"{url}\",outcome=\"ok\"}}")
+    };
+    let a_calls = gw.metric(&ok(a.url())).await;
+    let b_calls = gw.metric(&ok(b.url())).await;
     // Rendezvous hashing spreads distinct images over both.
-    assert!(
-        a.total_calls() > 0 && b.total_calls() > 0,
-        "{} / {}",
-        a.total_calls(),
-        b.total_calls()
-    );
-    let before = b.total_calls();
-    drop(a);
-    // Every image, including those that hashed to the dead verifier, is
+    assert!(a_calls > 0.0 && b_calls > 0.0, "{a_calls} / {b_calls}");
+    assert_eq!(a_calls + b_calls, 20.0);
+    a.process.kill();
+    // Every image, including those that hash to the dead verifier, is
     // answered by the survivor within the same admission.
     let (_, body) = gw.post_json("/mutate", &review.json).await;
     assert!(allowed(&body), "{body}");
-    assert_eq!(b.total_calls() - before, 20);
+    assert_eq!(gw.metric(&ok(b.url())).await - b_calls, 20.0);
+    assert_eq!(gw.metric(&ok(a.url())).await, a_calls);
 }
 
 #[tokio::test]

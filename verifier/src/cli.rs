@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::cache::redis::{L2, RedisSettings};
+use crate::cache::{Caches, Sizing, Ttls};
 use crate::config;
 use crate::decision::{Engine, Outcome};
+use crate::metrics::VerifierMetrics;
 
 /// Portcullis verifier: matches images against the image policy and
 /// verifies their signatures.
@@ -46,6 +49,61 @@ pub struct ServeArgs {
     /// The deadline for calls that carry no grpc-timeout, in milliseconds.
     #[arg(long, env = "PORTCULLIS_DEFAULT_DEADLINE_MS", default_value_t = 8000)]
     pub default_deadline_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Cache settings.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Cache options of `serve`. Without `--redis-url` the verifier caches in
+/// process only (L1).
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Redis URL(s) for the shared cache (L2): `redis://[:PASSWORD@]HOST:PORT`
+    /// or `rediss://` for TLS; comma-separated seed nodes with
+    /// `--redis-cluster`.
+    #[arg(long, env = "PORTCULLIS_REDIS_URL", value_delimiter = ',')]
+    pub redis_url: Vec<String>,
+    /// Treat the Redis URLs as Redis Cluster seed nodes.
+    #[arg(long, env = "PORTCULLIS_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// CA bundle (PEM) for `rediss://`. Default: the system roots.
+    #[arg(long, env = "PORTCULLIS_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+    /// File holding the HMAC key that seals shared-cache values (required
+    /// with Redis; at least 16 bytes). Or set PORTCULLIS_CACHE_HMAC_KEY.
+    #[arg(long, env = "PORTCULLIS_CACHE_HMAC_KEY_FILE")]
+    pub cache_hmac_key_file: Option<PathBuf>,
+    /// Time budget of each Redis operation, in milliseconds; on overrun the
+    /// lookup is a miss.
+    #[arg(long, env = "PORTCULLIS_REDIS_BUDGET_MS", default_value_t = 25)]
+    pub redis_budget_ms: u64,
+    /// How long allowed verdicts are cached, in seconds.
+    #[arg(long, env = "PORTCULLIS_VERDICT_TTL_SECS", default_value_t = 600)]
+    pub verdict_ttl_secs: u64,
+    /// How long definitive denials are cached, in seconds (transient
+    /// failures never are).
+    #[arg(long, env = "PORTCULLIS_NEGATIVE_TTL_SECS", default_value_t = 30)]
+    pub negative_ttl_secs: u64,
+    /// How long a tag's resolved digest is reused, in seconds.
+    #[arg(long, env = "PORTCULLIS_TAG_TTL_SECS", default_value_t = 30)]
+    pub tag_ttl_secs: u64,
+    /// How long Notary trust data is reused at most, in seconds (never past
+    /// its timestamp role's expiry).
+    #[arg(long, env = "PORTCULLIS_TRUST_TTL_SECS", default_value_t = 300)]
+    pub trust_ttl_secs: u64,
+    /// The most entries per cache kind in process.
+    #[arg(long, env = "PORTCULLIS_L1_MAX_ENTRIES", default_value_t = 200_000)]
+    pub l1_max_entries: u64,
+    /// The most bytes per cache kind in process.
+    #[arg(long, env = "PORTCULLIS_L1_MAX_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub l1_max_bytes: u64,
+    /// How long to wait for another verifier that is verifying the same
+    /// image, in milliseconds.
+    #[arg(long, env = "PORTCULLIS_LEASE_MS", default_value_t = 5000)]
+    pub lease_ms: u64,
 }
 
 /// Options of `verify`.
@@ -123,15 +181,17 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match Engine::new(config) {
+    let engine = match Engine::new(config, Arc::new(Caches::local())) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let outcomes =
-        futures::future::join_all(args.images.iter().map(|i| engine.decide(i, now))).await;
+        futures::future::join_all(args.images.iter().map(|i| engine.decide(i, now, deadline)))
+            .await;
     let all_allowed = outcomes.iter().all(Outcome::allowed);
     let results: Vec<JsonResult> = args
         .images
@@ -165,10 +225,100 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
     }
 }
 
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An option's file cannot be read.
+    #[error("{option}: cannot read {path}: {source}")]
+    Read {
+        /// The option.
+        option: &'static str,
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Redis is configured without an HMAC key.
+    #[error(
+        "--redis-url needs an HMAC key of at least 16 bytes: --cache-hmac-key-file or PORTCULLIS_CACHE_HMAC_KEY"
+    )]
+    NoHmacKey,
+    /// Redis settings are unusable.
+    #[error("--redis-url: {0}")]
+    Redis(#[from] crate::cache::redis::L2Error),
+}
+
+fn read_option(option: &'static str, path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|source| StartError::Read {
+        option,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Builds the caches from the options: L1 always, L2 with `--redis-url`.
+pub async fn build_caches(
+    args: &CacheArgs,
+    metrics: VerifierMetrics,
+) -> Result<Caches, StartError> {
+    let ttls = Ttls {
+        verdict: Duration::from_secs(args.verdict_ttl_secs),
+        negative: Duration::from_secs(args.negative_ttl_secs),
+        tag: Duration::from_secs(args.tag_ttl_secs),
+        trust: Duration::from_secs(args.trust_ttl_secs),
+    };
+    let sizing = Sizing {
+        max_entries: args.l1_max_entries,
+        max_bytes: args.l1_max_bytes,
+        lease: Duration::from_millis(args.lease_ms),
+        ..Sizing::default()
+    };
+    let l2 = if args.redis_url.is_empty() {
+        None
+    } else {
+        let hmac_key = match (
+            &args.cache_hmac_key_file,
+            std::env::var("PORTCULLIS_CACHE_HMAC_KEY"),
+        ) {
+            (Some(path), _) => read_option("--cache-hmac-key-file", path)?,
+            (None, Ok(key)) => key.into_bytes(),
+            (None, Err(_)) => Vec::new(),
+        };
+        let hmac_key: Vec<u8> = String::from_utf8_lossy(&hmac_key)
+            .trim()
+            .as_bytes()
+            .to_vec();
+        if hmac_key.len() < 16 {
+            return Err(StartError::NoHmacKey);
+        }
+        let ca_pem = match &args.redis_ca {
+            Some(path) => Some(read_option("--redis-ca", path)?),
+            None => None,
+        };
+        let settings = RedisSettings {
+            urls: args.redis_url.clone(),
+            cluster: args.redis_cluster,
+            ca_pem,
+            hmac_key,
+            budget: Duration::from_millis(args.redis_budget_ms.max(1)),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(2),
+        };
+        Some(Arc::new(L2::connect(settings, metrics.clone()).await?))
+    };
+    Ok(Caches::new(ttls, sizing, l2, metrics))
+}
+
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = config::load_file(&args.config)?;
-    let engine = Arc::new(Engine::new(config)?);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = VerifierMetrics::register(&mut registry);
+    let caches = Arc::new(build_caches(&args.cache, metrics).await?);
+    let engine = Arc::new(Engine::new(config, caches)?);
+    if let Some(addr) = args.metrics_listen {
+        crate::server::serve_metrics(addr, Arc::new(registry)).await?;
+    }
     crate::server::serve(
         args.listen,
         engine,

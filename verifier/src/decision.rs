@@ -6,17 +6,20 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use portcullis_proto::{Reason, Source, Verdict, VerifyResponse};
 
+use crate::cache::{CachedVerdict, Caches, verdict_key};
 use crate::config::{Config, Mode};
 use crate::error::VerifyError;
 use crate::policy::{Policy, Rule};
 use crate::reference::ImageRef;
-use crate::validators::{BuildError, Request, Validators, Verified};
+use crate::validators::cosign::CosignValidator;
+use crate::validators::{BuildError, Request, Validator, Validators, Verified};
 
 /// The policy and validators, built once from the config.
 #[derive(Debug)]
 pub struct Engine {
     policy: Policy,
     validators: Validators,
+    caches: Arc<Caches>,
 }
 
 /// The outcome of deciding on one image.
@@ -33,16 +36,28 @@ pub struct Outcome {
 }
 
 impl Engine {
-    /// Builds the engine from a validated config.
-    pub fn new(config: Config) -> Result<Self, BuildError> {
+    /// Builds the engine from a validated config, over `caches`.
+    pub fn new(config: Config, caches: Arc<Caches>) -> Result<Self, BuildError> {
         Ok(Engine {
             validators: Validators::from_configs(&config.validators)?,
             policy: config.policy,
+            caches,
         })
     }
 
-    /// Decides on one image as written in a manifest.
-    pub async fn decide(&self, written: &str, now: DateTime<Utc>) -> Outcome {
+    /// The caches.
+    pub fn caches(&self) -> &Arc<Caches> {
+        &self.caches
+    }
+
+    /// Decides on one image as written in a manifest, finishing before
+    /// `deadline` where it can (the caller enforces it).
+    pub async fn decide(
+        &self,
+        written: &str,
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Outcome {
         let image = match ImageRef::parse(written) {
             Ok(image) => image,
             Err(e) => return Outcome::early(None, VerifyError::from(e)),
@@ -62,12 +77,73 @@ impl Engine {
             options: &rule.options,
             now,
         };
-        let result = validator.validate(&rule.validator, request).await;
+        let (result, source) = match validator {
+            Validator::Cosign(cosign) => self.cosign_cached(cosign, &image, rule, deadline).await,
+            other => (
+                other.validate(&rule.validator, request).await,
+                Source::Fresh,
+            ),
+        };
         Outcome {
             rule: Some(rule.clone()),
             image: Some(image),
             result,
-            source: Source::Fresh,
+            source,
+        }
+    }
+
+    /// Cosign through the caches: tag → digest (short TTL), then the verdict
+    /// keyed by the rule fingerprint and the digest. Transient failures are
+    /// returned, never cached.
+    async fn cosign_cached(
+        &self,
+        cosign: &CosignValidator,
+        image: &ImageRef,
+        rule: &Rule,
+        deadline: tokio::time::Instant,
+    ) -> (Result<Verified, VerifyError>, Source) {
+        let ttls = self.caches.ttls;
+        let digest = match (image.digest(), image.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, tag) => {
+                let key = format!("{}:{}", image.name(), tag.unwrap_or("latest"));
+                let resolved = self
+                    .caches
+                    .tags
+                    .get_or_compute(&key, deadline, || async {
+                        cosign.resolve(image).await.map(|d| (d, ttls.tag))
+                    })
+                    .await;
+                match resolved {
+                    Ok((digest, _)) => digest,
+                    Err(e) => return (Err((*e).clone()), Source::Fresh),
+                }
+            }
+        };
+        let key = verdict_key(&rule.fingerprint, &digest);
+        let verdict = self
+            .caches
+            .verdicts
+            .get_or_compute(&key, deadline, || async {
+                let result = cosign.verify_digest(image, &digest, &rule.options).await;
+                match CachedVerdict::from_result(&result) {
+                    Some(v) => {
+                        let ttl = if v.allowed {
+                            ttls.verdict
+                        } else {
+                            ttls.negative
+                        };
+                        Ok((v, ttl))
+                    }
+                    None => Err(result.err().unwrap_or(VerifyError::Internal(
+                        "transient failure without error".into(),
+                    ))),
+                }
+            })
+            .await;
+        match verdict {
+            Ok((v, source)) => (v.into_result(), source),
+            Err(e) => (Err((*e).clone()), Source::Fresh),
         }
     }
 }
@@ -170,13 +246,18 @@ policy:
                 "t.yaml",
             )
             .unwrap(),
+            Arc::new(Caches::local()),
         )
         .unwrap()
     }
 
+    fn soon() -> tokio::time::Instant {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(5)
+    }
+
     #[tokio::test]
     async fn static_allow_has_no_digest() {
-        let o = engine().decide("nginx:1.25", Utc::now()).await;
+        let o = engine().decide("nginx:1.25", Utc::now(), soon()).await;
         assert!(o.allowed());
         let r = o.to_response();
         assert_eq!(r.reason(), Reason::StaticAllow);
@@ -189,7 +270,10 @@ policy:
 
     #[tokio::test]
     async fn static_deny_names_rule() {
-        let r = engine().decide("bad:1", Utc::now()).await.to_response();
+        let r = engine()
+            .decide("bad:1", Utc::now(), soon())
+            .await
+            .to_response();
         assert_eq!(r.reason(), Reason::StaticDeny);
         assert!(
             r.message.contains("docker.io/library/bad:*"),
@@ -203,11 +287,14 @@ policy:
     #[tokio::test]
     async fn no_rule_and_invalid() {
         let r = engine()
-            .decide("quay.io/x/y:1", Utc::now())
+            .decide("quay.io/x/y:1", Utc::now(), soon())
             .await
             .to_response();
         assert_eq!(r.reason(), Reason::NoMatchingRule);
-        let r = engine().decide("Not Valid", Utc::now()).await.to_response();
+        let r = engine()
+            .decide("Not Valid", Utc::now(), soon())
+            .await
+            .to_response();
         assert_eq!(r.reason(), Reason::InvalidReference);
         assert_eq!(r.normalized, "");
     }

@@ -70,6 +70,16 @@ pub enum VerifyError {
     /// A required attestation is missing or unverified.
     #[error("no verified attestation of type {0}")]
     AttestationMissing(String),
+    /// A definitive denial answered from the cache.
+    #[error("{message}")]
+    Cached {
+        /// The original reason.
+        reason: Reason,
+        /// The original detail.
+        detail: String,
+        /// The original message.
+        message: String,
+    },
 }
 
 impl VerifyError {
@@ -93,6 +103,7 @@ impl VerifyError {
             VerifyError::CertInvalid(_) => Reason::CertInvalid,
             VerifyError::DigestMismatch(_) => Reason::DigestMismatch,
             VerifyError::AttestationMissing(_) => Reason::AttestationMissing,
+            VerifyError::Cached { reason, .. } => *reason,
         }
     }
 
@@ -105,6 +116,7 @@ impl VerifyError {
             } => format!("{valid} of {threshold}"),
             VerifyError::RequiredSignerMissing(names) => names.join(", "),
             VerifyError::AttestationMissing(predicate_type) => predicate_type.clone(),
+            VerifyError::Cached { detail, .. } => detail.clone(),
             _ => String::new(),
         }
     }

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod error;
+pub mod metrics;
 pub mod policy;
 pub mod reference;
 pub mod registry;

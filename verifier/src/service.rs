@@ -52,21 +52,45 @@ impl Verifier for VerifierService {
             return Err(Status::invalid_argument("image reference too long"));
         }
         let started = std::time::Instant::now();
-        let outcome = match tokio::time::timeout(
-            deadline,
-            self.engine.decide(&req.image, Utc::now()),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome {
-                image: None,
-                rule: None,
-                result: Err(VerifyError::Timeout),
-                source: Source::Fresh,
-            },
-        };
+        let until = tokio::time::Instant::now() + deadline;
+        let outcome =
+            match tokio::time::timeout_at(until, self.engine.decide(&req.image, Utc::now(), until))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome {
+                    image: None,
+                    rule: None,
+                    result: Err(VerifyError::Timeout),
+                    source: Source::Fresh,
+                },
+            };
         let response = outcome.to_response();
+        self.engine
+            .caches()
+            .metrics
+            .verifications
+            .get_or_create(&vec![
+                ("validator", response.validator.clone()),
+                (
+                    "result",
+                    if response.is_allowed() {
+                        "allowed"
+                    } else {
+                        "denied"
+                    }
+                    .to_string(),
+                ),
+                (
+                    "source",
+                    response
+                        .source()
+                        .as_str_name()
+                        .trim_start_matches("SOURCE_")
+                        .to_ascii_lowercase(),
+                ),
+            ])
+            .inc();
         tracing::info!(
             uid = %req.request_uid,
             namespace = %req.namespace,

@@ -24,6 +24,7 @@ use portcullis_proto::Reason;
 use crate::config::cosign::{CosignSpec, TrustRoot};
 use crate::config::{RuleOptions, cosign_selected_roots};
 use crate::error::VerifyError;
+use crate::reference::ImageRef;
 use crate::registry::{ClientBuildError, RegistryClient, RegistrySettings};
 use crate::validators::{Request, Verified};
 use candidate::Candidate;
@@ -58,23 +59,38 @@ impl CosignValidator {
         })
     }
 
-    /// Verifies one image.
+    /// Resolves the image's tag to its manifest digest (a given digest is
+    /// returned as is).
+    pub async fn resolve(&self, image: &ImageRef) -> Result<String, VerifyError> {
+        if let Some(d) = image.digest() {
+            return Ok(d.to_string());
+        }
+        let tag = image.tag().unwrap_or("latest");
+        self.registry
+            .resolve_tag(image.registry(), image.repository(), tag)
+            .await
+            .map_err(VerifyError::Registry)?
+            .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))
+    }
+
+    /// Verifies one image: resolve, then verify the digest.
     pub async fn validate(&self, request: Request<'_>) -> Result<Verified, VerifyError> {
-        let image = request.image;
-        let options = request.options;
+        let digest = self.resolve(request.image).await?;
+        self.verify_digest(request.image, &digest, request.options)
+            .await
+    }
+
+    /// Verifies the signatures of `digest` (in `image`'s repository) under
+    /// the rule's `options`.
+    pub async fn verify_digest(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        options: &RuleOptions,
+    ) -> Result<Verified, VerifyError> {
+        let digest = digest.to_string();
         let selected = cosign_selected_roots(options, &self.spec).map_err(VerifyError::Internal)?;
         let roots: Vec<&TrustRoot> = selected.iter().filter_map(|n| self.spec.root(n)).collect();
-        let digest = match image.digest() {
-            Some(d) => d.to_string(),
-            None => {
-                let tag = image.tag().unwrap_or("latest");
-                self.registry
-                    .resolve_tag(image.registry(), image.repository(), tag)
-                    .await
-                    .map_err(VerifyError::Registry)?
-                    .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))?
-            }
-        };
         let with_attestations = options.attestations.as_ref().is_some_and(|a| !a.is_empty());
         let found = discover::discover(
             &self.registry,

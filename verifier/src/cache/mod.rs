@@ -1,0 +1,21 @@
+//! Caching: verdicts, tag → digest resolutions and trust data, in two tiers
+//! (moka in-process, Redis shared), with coalescing inside a verifier and
+//! across verifiers. See [`tiered`] for the lookup path, [`redis`] for how
+//! Redis is kept off the critical path, and [`seal`] for integrity.
+//!
+//! What is cached and how long:
+//!
+//! * **verdicts**, keyed by the rule fingerprint (pattern, `with`, validator
+//!   config and trust roots) and the *digest*: allows for the verdict TTL,
+//!   definitive denials for the negative TTL; transient failures never;
+//! * **tag → digest**, for the tag TTL (the only place a tag's freshness
+//!   matters);
+//! * **trust data** (Notary metadata), until it must be refreshed.
+
+pub mod redis;
+pub mod seal;
+pub mod tiered;
+pub mod verdict;
+
+pub use tiered::{Computed, TierSettings, Tiered};
+pub use verdict::{CachedVerdict, Caches, Sizing, Ttls, verdict_key};
