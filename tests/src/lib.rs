@@ -13,6 +13,7 @@ pub mod config;
 pub mod faults;
 pub mod notary;
 pub mod procs;
+pub mod redis;
 pub mod registry;
 pub mod review;
 pub mod signer;

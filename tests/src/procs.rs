@@ -347,3 +347,39 @@ pub fn verify_json(
     let results = serde_json::from_slice(&out.stdout).unwrap_or_default();
     (out.status.code().unwrap_or(-1), results, stderr)
 }
+
+impl Verifier {
+    /// A gRPC client to this verifier.
+    pub async fn client(
+        &self,
+    ) -> portcullis_proto::v1::verifier_client::VerifierClient<tonic::transport::Channel> {
+        portcullis_proto::v1::verifier_client::VerifierClient::connect(self.url())
+            .await
+            .expect("connect to verifier")
+    }
+
+    /// Starts a verifier on a config file that already exists (so a test
+    /// can change it and restart).
+    pub fn start_with_file(config: &std::path::Path, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_at(dir, config.to_path_buf(), free_port(), extra_args)
+    }
+
+    /// The verifier's metrics (needs `--metrics-listen`), as text.
+    pub async fn metrics_text(&self, metrics_addr: SocketAddr) -> String {
+        reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// Sums the values of metric lines starting with `prefix`.
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
