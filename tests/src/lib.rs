@@ -17,6 +17,7 @@ pub mod redis;
 pub mod registry;
 pub mod review;
 pub mod signer;
+pub mod static_files;
 pub mod static_registry;
 pub mod stub;
 

@@ -80,7 +80,9 @@ impl Engine {
         let (result, source) = match validator {
             Validator::Cosign(cosign) => self.cosign_cached(cosign, &image, rule, deadline).await,
             other => (
-                other.validate(&rule.validator, request).await,
+                other
+                    .validate(&rule.validator, request, &self.caches, deadline)
+                    .await,
                 Source::Fresh,
             ),
         };

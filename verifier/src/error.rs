@@ -70,6 +70,12 @@ pub enum VerifyError {
     /// A required attestation is missing or unverified.
     #[error("no verified attestation of type {0}")]
     AttestationMissing(String),
+    /// Notary trust data does not verify or does not sign the tag.
+    #[error("{0}")]
+    Notary(crate::validators::notary::tuf::NotaryError),
+    /// The Notary server failed or refused us.
+    #[error("notary: {0}")]
+    NotaryUnavailable(RegistryError),
     /// A definitive denial answered from the cache.
     #[error("{message}")]
     Cached {
@@ -104,6 +110,8 @@ impl VerifyError {
             VerifyError::DigestMismatch(_) => Reason::DigestMismatch,
             VerifyError::AttestationMissing(_) => Reason::AttestationMissing,
             VerifyError::Cached { reason, .. } => *reason,
+            VerifyError::NotaryUnavailable(_) => Reason::NotaryUnavailable,
+            VerifyError::Notary(e) => notary_reason(e),
         }
     }
 
@@ -117,6 +125,11 @@ impl VerifyError {
             VerifyError::RequiredSignerMissing(names) => names.join(", "),
             VerifyError::AttestationMissing(predicate_type) => predicate_type.clone(),
             VerifyError::Cached { detail, .. } => detail.clone(),
+            VerifyError::NotaryUnavailable(e) => match e {
+                RegistryError::AuthFailed { host } => format!("{host}, 401"),
+                e => e.detail(),
+            },
+            VerifyError::Notary(e) => notary_detail(e),
             _ => String::new(),
         }
     }
@@ -126,8 +139,35 @@ impl VerifyError {
     pub fn is_transient(&self) -> bool {
         match self {
             VerifyError::Timeout | VerifyError::Internal(_) => true,
-            VerifyError::Registry(e) => e.is_transient(),
+            VerifyError::Registry(e) | VerifyError::NotaryUnavailable(e) => e.is_transient(),
             _ => false,
         }
+    }
+}
+
+/// The proto reason of a Notary error (by its stable code).
+fn notary_reason(e: &crate::validators::notary::tuf::NotaryError) -> Reason {
+    Reason::from_str_name(&format!("REASON_{}", e.reason_code()))
+        .unwrap_or(Reason::SignatureInvalid)
+}
+
+/// The detail of a Notary error as the reason codes are documented:
+/// `SIGNATURE_INVALID (role)`, `THRESHOLD_NOT_MET (role)`, `EXPIRED (role)`,
+/// `HASH_MISMATCH (role)`, `TRUST_DATA_ROLLBACK (role)`,
+/// `DELEGATION_MISSING (name)`; the others carry none (the message says
+/// more).
+fn notary_detail(e: &crate::validators::notary::tuf::NotaryError) -> String {
+    use crate::validators::notary::tuf::NotaryError as N;
+    match e {
+        N::TrustDataNotFound { .. }
+        | N::RootKeyMismatch { .. }
+        | N::TagNotSigned { .. }
+        | N::AmbiguousDigest { .. }
+        | N::DigestMismatch { .. } => String::new(),
+        N::DelegationMissing { name, .. } => name.clone(),
+        other => other
+            .role()
+            .map(str::to_string)
+            .unwrap_or_else(|| other.detail()),
     }
 }

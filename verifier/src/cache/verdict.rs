@@ -126,6 +126,8 @@ pub struct Caches {
     pub verdicts: Tiered<CachedVerdict>,
     /// Digests by `registry/repo:tag`.
     pub tags: Tiered<String>,
+    /// Notary trust data by server, GUN and delegations.
+    pub trust: Tiered<crate::validators::notary::fetch::StoredTrust>,
     /// TTLs.
     pub ttls: Ttls,
     /// The shared tier, if configured.
@@ -161,6 +163,12 @@ impl Caches {
                 l2.clone(),
                 metrics.clone(),
                 |v: &String| v.len() as u32,
+            ),
+            trust: Tiered::new(
+                settings("trust"),
+                l2.clone(),
+                metrics.clone(),
+                crate::validators::notary::fetch::StoredTrust::weight,
             ),
             ttls,
             l2,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::cosign;
 use super::model::{Config, RuleOptions, ValidatorConfig, ValidatorKind};
+use super::notary;
 use crate::policy::{Pattern, Policy, Rule};
 
 /// A config error, reported as `FILE: FIELD: message`.
@@ -200,10 +201,16 @@ fn parse_validator(value: Value, at: &str, file: &str) -> Result<ValidatorConfig
                 cosign::validate(raw).map_err(|(f, m)| err(format!("{at}.{f}"), m))?;
             (name, ValidatorKind::Cosign(Box::new(spec)))
         }
+        "notaryv1" => {
+            let raw: notary::RawNotary = deserialize_at(value, at, file)?;
+            let (name, spec) =
+                notary::validate(raw).map_err(|(f, m)| err(format!("{at}.{f}"), m))?;
+            (name, ValidatorKind::NotaryV1(Box::new(spec)))
+        }
         other => {
             return Err(err(
                 format!("{at}.type"),
-                format!("unknown validator type `{other}` (supported: static, cosign)"),
+                format!("unknown validator type `{other}` (supported: static, cosign, notaryv1)"),
             ));
         }
     };
@@ -243,6 +250,7 @@ fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (Str
             "verifyInTransparencyLog",
             "attestations",
         ],
+        ValidatorKind::NotaryV1(_) => &["trustRoot", "delegations"],
     };
     if let Some(name) = set.iter().find(|name| !allowed.contains(name)) {
         return Err((
@@ -256,6 +264,20 @@ fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (Str
     match kind {
         ValidatorKind::Static { .. } => Ok(()),
         ValidatorKind::Cosign(spec) => check_cosign_options(options, spec),
+        ValidatorKind::NotaryV1(spec) => {
+            let name = options.trust_root.as_deref().unwrap_or("default");
+            match spec.root(name) {
+                Some(_) => Ok(()),
+                None if options.trust_root.is_none() => Err((
+                    "trustRoot".to_string(),
+                    "no `trustRoot` given and no trust root is named `default`".to_string(),
+                )),
+                None => Err((
+                    "trustRoot".to_string(),
+                    format!("no trust root named `{name}`"),
+                )),
+            }
+        }
     }
 }
 

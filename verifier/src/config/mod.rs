@@ -9,6 +9,7 @@
 pub mod cosign;
 mod load;
 mod model;
+pub mod notary;
 
 pub use load::{ConfigError, cosign_selected_roots, load_file, parse_str};
 pub use model::{

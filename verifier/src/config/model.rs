@@ -36,6 +36,8 @@ pub enum ValidatorKind {
     },
     /// `type: cosign`: Sigstore signatures and attestations.
     Cosign(Box<CosignSpec>),
+    /// `type: notaryv1`: Docker Content Trust.
+    NotaryV1(Box<super::notary::NotarySpec>),
 }
 
 impl ValidatorKind {
@@ -44,6 +46,7 @@ impl ValidatorKind {
         match self {
             ValidatorKind::Static { .. } => "static",
             ValidatorKind::Cosign(_) => "cosign",
+            ValidatorKind::NotaryV1(_) => "notaryv1",
         }
     }
 }

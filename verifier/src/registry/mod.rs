@@ -161,6 +161,38 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, RegistryError> {
         let url = format!("{}/v2/{repo}/{path}", self.base_url(registry));
         let scope = format!("repository:{repo}:pull");
+        self.send_url(registry, &url, &scope, method, accept).await
+    }
+
+    /// GETs `url` on the server known as `host` (for credentials and
+    /// tokens), authenticating for `scope` when challenged. `None` on 404.
+    /// Used for Notary trust data, which lives outside the registry API.
+    pub async fn get_url(
+        &self,
+        host: &str,
+        url: &str,
+        scope: &str,
+        max: usize,
+    ) -> Result<Option<bytes::Bytes>, RegistryError> {
+        let response = self.send_url(host, url, scope, Method::GET, None).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if !s.is_success() => Err(status_error(host, s)),
+            _ => Ok(Some(read_capped(host, response, max).await?)),
+        }
+    }
+
+    /// Sends one request to `url`, answering a 401 challenge once.
+    async fn send_url(
+        &self,
+        registry: &str,
+        url: &str,
+        scope: &str,
+        method: Method,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let scope = scope.to_string();
+        let url = url.to_string();
         let credential = self.credentials.get(registry);
         let mut authorization = self
             .tokens

@@ -1,6 +1,7 @@
 //! Validators: the signature schemes a policy rule can route an image to.
 
 pub mod cosign;
+pub mod notary;
 pub mod static_rule;
 
 use std::collections::HashMap;
@@ -58,6 +59,8 @@ pub enum Validator {
     },
     /// `type: cosign`.
     Cosign(Box<cosign::CosignValidator>),
+    /// `type: notaryv1`.
+    Notary(Box<notary::NotaryValidator>),
 }
 
 /// A validator that cannot be built (reported at start-up).
@@ -82,20 +85,36 @@ impl Validator {
             ValidatorKind::Cosign(spec) => Validator::Cosign(Box::new(
                 cosign::CosignValidator::new(spec).map_err(|e| err(e.to_string()))?,
             )),
+            ValidatorKind::NotaryV1(spec) => Validator::Notary(Box::new(
+                notary::NotaryValidator::new(spec).map_err(|e| err(e.to_string()))?,
+            )),
         })
     }
 
-    /// Validates one image.
+    /// Validates one image, without the verdict cache (which the decision
+    /// path applies to cosign).
     pub async fn validate(
         &self,
         name: &str,
         request: Request<'_>,
+        caches: &std::sync::Arc<crate::cache::Caches>,
+        deadline: tokio::time::Instant,
     ) -> Result<Verified, VerifyError> {
         match self {
             Validator::Static { approve } => {
                 static_rule::decide(*approve, request.rule.pattern.written(), name)
             }
             Validator::Cosign(v) => v.validate(request).await,
+            Validator::Notary(v) => {
+                v.validate(
+                    request.image,
+                    request.options,
+                    request.now,
+                    caches,
+                    deadline,
+                )
+                .await
+            }
         }
     }
 }

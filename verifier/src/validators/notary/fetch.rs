@@ -1,0 +1,264 @@
+//! Fetching a GUN's trust data from the Notary server, through the caches.
+//!
+//! `root`, `timestamp`, `snapshot` and `targets` are fetched in parallel;
+//! then the delegations the lookup needs (those the rule lists, else
+//! `targets/releases` when targets declares it); then, when the served root
+//! is newer than the trusted one, the intermediate `N.root.json` files.
+//! Bodies are capped (timestamp 100 KiB, others 10 MiB, as Notary caps
+//! them). The result is cached per (server, GUN, delegations) in both tiers
+//! for the trust TTL, never past the (unverified) timestamp expiry: the
+//! bytes are re-verified on every use, so the cache saves requests, not
+//! checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::tuf::{self, NotaryError, RoleBytes};
+use crate::cache::Caches;
+use crate::config::notary::NotarySpec;
+use crate::error::VerifyError;
+use crate::registry::{RegistryClient, RegistryError};
+
+const MAX_TIMESTAMP_BYTES: usize = 100 * 1024;
+const MAX_ROLE_BYTES: usize = 10 * 1024 * 1024;
+
+/// A GUN's trust data, ready to verify.
+#[derive(Debug, Clone, Default)]
+pub struct TrustData {
+    /// The role files.
+    pub bytes: RoleBytes,
+    /// `N.root.json` by version, for root rotation.
+    pub intermediate_roots: BTreeMap<u64, Vec<u8>>,
+}
+
+/// The cached form (base64 bodies).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredTrust {
+    root: String,
+    timestamp: String,
+    snapshot: String,
+    targets: String,
+    delegations: BTreeMap<String, String>,
+    intermediates: BTreeMap<u64, String>,
+}
+
+fn enc(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn dec(s: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
+}
+
+impl StoredTrust {
+    fn from_data(d: &TrustData) -> Self {
+        StoredTrust {
+            root: enc(&d.bytes.root),
+            timestamp: enc(&d.bytes.timestamp),
+            snapshot: enc(&d.bytes.snapshot),
+            targets: enc(&d.bytes.targets),
+            delegations: d
+                .bytes
+                .delegations
+                .iter()
+                .map(|(k, v)| (k.clone(), enc(v)))
+                .collect(),
+            intermediates: d
+                .intermediate_roots
+                .iter()
+                .map(|(k, v)| (*k, enc(v)))
+                .collect(),
+        }
+    }
+
+    fn to_data(&self) -> TrustData {
+        TrustData {
+            bytes: RoleBytes {
+                root: dec(&self.root),
+                timestamp: dec(&self.timestamp),
+                snapshot: dec(&self.snapshot),
+                targets: dec(&self.targets),
+                delegations: self
+                    .delegations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), dec(v)))
+                    .collect(),
+            },
+            intermediate_roots: self
+                .intermediates
+                .iter()
+                .map(|(k, v)| (*k, dec(v)))
+                .collect(),
+        }
+    }
+
+    /// Approximate size, for the L1 weigher.
+    pub fn weight(&self) -> u32 {
+        let d: usize = self.delegations.values().map(String::len).sum();
+        let i: usize = self.intermediates.values().map(String::len).sum();
+        (self.root.len() + self.timestamp.len() + self.snapshot.len() + self.targets.len() + d + i)
+            as u32
+    }
+}
+
+/// A transport failure against the Notary server.
+fn unavailable(e: RegistryError) -> VerifyError {
+    VerifyError::NotaryUnavailable(e)
+}
+
+async fn get_role(
+    client: &RegistryClient,
+    spec: &NotarySpec,
+    gun: &str,
+    role: &str,
+) -> Result<Option<Vec<u8>>, VerifyError> {
+    let url = format!("{}/v2/{gun}/_trust/tuf/{role}.json", spec.host_url);
+    let max = if role == "timestamp" {
+        MAX_TIMESTAMP_BYTES
+    } else {
+        MAX_ROLE_BYTES
+    };
+    let scope = format!("repository:{gun}:pull");
+    client
+        .get_url(&spec.host_key, &url, &scope, max)
+        .await
+        .map(|b| b.map(|b| b.to_vec()))
+        .map_err(unavailable)
+}
+
+/// Fetches everything from the server.
+async fn fetch_all(
+    client: &RegistryClient,
+    spec: &NotarySpec,
+    gun: &str,
+    wanted: &[String],
+    trusted_root_version: Option<u64>,
+) -> Result<TrustData, VerifyError> {
+    let (root, timestamp, snapshot, targets) = tokio::join!(
+        get_role(client, spec, gun, "root"),
+        get_role(client, spec, gun, "timestamp"),
+        get_role(client, spec, gun, "snapshot"),
+        get_role(client, spec, gun, "targets"),
+    );
+    let (root, timestamp, snapshot, targets) = (root?, timestamp?, snapshot?, targets?);
+    if root.is_none() && timestamp.is_none() && targets.is_none() {
+        return Err(VerifyError::Notary(NotaryError::TrustDataNotFound {
+            role: "root".to_string(),
+        }));
+    }
+    let targets = targets.unwrap_or_default();
+    let delegations: Vec<String> = if wanted.is_empty() {
+        tuf::declared_delegations(&targets)
+            .into_iter()
+            .filter(|d| d == "targets/releases")
+            .collect()
+    } else {
+        wanted.to_vec()
+    };
+    let fetched =
+        futures::future::join_all(delegations.iter().map(|d| get_role(client, spec, gun, d))).await;
+    let mut data = TrustData {
+        bytes: RoleBytes {
+            root: root.unwrap_or_default(),
+            timestamp: timestamp.unwrap_or_default(),
+            snapshot: snapshot.unwrap_or_default(),
+            targets,
+            delegations: BTreeMap::new(),
+        },
+        intermediate_roots: BTreeMap::new(),
+    };
+    for (name, bytes) in delegations.into_iter().zip(fetched) {
+        if let Some(bytes) = bytes? {
+            data.bytes.delegations.insert(name, bytes);
+        }
+    }
+    add_intermediate_roots(client, spec, gun, &mut data, trusted_root_version).await?;
+    Ok(data)
+}
+
+/// Fetches the `N.root.json` files between the trusted and the served root
+/// that `data` does not have yet.
+async fn add_intermediate_roots(
+    client: &RegistryClient,
+    spec: &NotarySpec,
+    gun: &str,
+    data: &mut TrustData,
+    trusted_root_version: Option<u64>,
+) -> Result<(), VerifyError> {
+    let (Some(trusted), Some(served)) = (trusted_root_version, tuf::peek_version(&data.bytes.root))
+    else {
+        return Ok(());
+    };
+    // Bounded: a server claiming a huge version cannot make us fetch
+    // thousands of files.
+    let missing: Vec<u64> = (trusted + 1..served)
+        .filter(|v| !data.intermediate_roots.contains_key(v))
+        .take(64)
+        .collect();
+    let roles: Vec<String> = missing.iter().map(|v| format!("{v}.root")).collect();
+    let fetched =
+        futures::future::join_all(roles.iter().map(|r| get_role(client, spec, gun, r))).await;
+    for (version, bytes) in missing.into_iter().zip(fetched) {
+        if let Some(bytes) = bytes? {
+            data.intermediate_roots.insert(version, bytes);
+        }
+    }
+    Ok(())
+}
+
+/// How long fetched trust data may be reused: the trust TTL, never past
+/// the timestamp's (unverified) expiry.
+fn reuse_for(timestamp: &[u8], trust_ttl: Duration) -> Duration {
+    #[derive(Deserialize)]
+    struct T {
+        signed: S,
+    }
+    #[derive(Deserialize)]
+    struct S {
+        expires: chrono::DateTime<chrono::Utc>,
+    }
+    match serde_json::from_slice::<T>(timestamp) {
+        Ok(t) => {
+            let left = (t.signed.expires - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            left.min(trust_ttl)
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// The trust data of `gun`, through the caches.
+pub async fn trust_data(
+    client: &RegistryClient,
+    spec: &NotarySpec,
+    gun: &str,
+    wanted: &[String],
+    caches: &Arc<Caches>,
+    deadline: tokio::time::Instant,
+    trusted_root_version: Option<u64>,
+) -> Result<TrustData, VerifyError> {
+    let key = format!("{}|{gun}|{}", spec.host_url, wanted.join(","));
+    let ttl = caches.ttls.trust;
+    let stored = caches
+        .trust
+        .get_or_compute(&key, deadline, || async {
+            let data = fetch_all(client, spec, gun, wanted, trusted_root_version).await?;
+            Ok::<_, VerifyError>((
+                StoredTrust::from_data(&data),
+                reuse_for(&data.bytes.timestamp, ttl),
+            ))
+        })
+        .await
+        .map_err(|e| (*e).clone())?
+        .0;
+    let mut data = stored.to_data();
+    add_intermediate_roots(client, spec, gun, &mut data, trusted_root_version).await?;
+    Ok(data)
+}
