@@ -72,6 +72,9 @@
 //! Canonical JSON: see [`canonical`] for how the `olpc-cjson` output
 //! relates to Go's `MarshalCanonical` (byte-identical for Notary's data).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod canonical;
 pub mod error;
 pub mod keys;

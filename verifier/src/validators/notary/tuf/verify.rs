@@ -40,9 +40,9 @@ pub struct RoleBytes {
     pub snapshot: Vec<u8>,
     /// `targets.json`.
     pub targets: Vec<u8>,
-    /// Delegated roles by full name (`targets/releases` → bytes of
-    /// `targets/releases.json`). Only the roles a lookup needs have to be
-    /// present; see [`declared_delegations`].
+    /// Delegated roles by name (`targets/releases`, or short: `releases`) →
+    /// bytes of `targets/releases.json`. Only the roles a lookup needs have
+    /// to be present; see [`declared_delegations`].
     pub delegations: BTreeMap<String, Vec<u8>>,
 }
 
@@ -320,10 +320,13 @@ impl VerifiedRepo {
                     vec![("targets".to_owned(), "targets".to_owned())]
                 }
             }
-            Some(list) => list
-                .iter()
-                .map(|n| (n.clone(), full_role_name(n)))
-                .collect(),
+            Some(list) => {
+                let mut seen = BTreeSet::new();
+                list.iter()
+                    .map(|n| (n.clone(), full_role_name(n)))
+                    .filter(|(_, full)| seen.insert(full.clone()))
+                    .collect()
+            }
         };
 
         // (role, name, digest, length)
@@ -334,6 +337,11 @@ impl VerifiedRepo {
             } else {
                 match self.delegations.get(full) {
                     None => {
+                        // A role under a delegation that failed (or was not
+                        // fetched) cannot be known: report the ancestor.
+                        if let Some(e) = self.ancestor_error(full) {
+                            return Err(e);
+                        }
                         if explicit.is_some() {
                             return Err(NotaryError::DelegationMissing {
                                 name: given.clone(),
@@ -399,6 +407,27 @@ impl VerifiedRepo {
             length,
             roles: found.into_iter().map(|(r, ..)| r).collect(),
         })
+    }
+}
+
+impl VerifiedRepo {
+    /// The error of the nearest declared ancestor of `full` that could not
+    /// be verified, if any.
+    fn ancestor_error(&self, full: &str) -> Option<NotaryError> {
+        let mut name = parent_of(full);
+        while name.starts_with("targets/") {
+            match self.delegations.get(name) {
+                Some(DelegationState::Failed(e)) => return Some(e.clone()),
+                Some(DelegationState::NotFetched) => {
+                    return Some(NotaryError::TrustDataNotFound {
+                        role: name.to_owned(),
+                    });
+                }
+                Some(_) => return None,
+                None => name = parent_of(name),
+            }
+        }
+        None
     }
 }
 
@@ -499,8 +528,8 @@ pub fn declared_delegations(targets_bytes: &[u8]) -> Vec<String> {
 ///   `N.root.json` for T < N < V (an entry for V is ignored: the served
 ///   root.json is used); each step must be signed by a threshold of the
 ///   previous root's root keys and of its own, with version exactly the
-///   previous plus one. V < T is a rollback. The pinned key is not consulted (it may have
-///   been rotated away).
+///   previous one plus one. V < T is a rollback. The pinned key is not
+///   consulted (it may have been rotated away).
 /// * `seen_versions`: newest versions seen before; older served versions are
 ///   rollbacks.
 /// * `now`: the evaluation time for every expiry check.
@@ -636,7 +665,12 @@ pub fn verify_repository(
         for decl in &dels.roles {
             declared.push(decl.name.clone());
             let paths = restrict_paths(&parent_paths, decl.paths.as_deref().unwrap_or(&[]));
-            let state = match bytes.delegations.get(&decl.name) {
+            let supplied = bytes.delegations.get(&decl.name).or_else(|| {
+                decl.name
+                    .strip_prefix("targets/")
+                    .and_then(|short| bytes.delegations.get(short))
+            });
+            let state = match supplied {
                 None if snap.signed.meta.contains_key(&decl.name) => DelegationState::NotFetched,
                 None => DelegationState::Unpublished,
                 Some(b) => {
