@@ -159,3 +159,96 @@ impl NotaryEnv {
         self.get_json(&self.get("token_stats_url"))
     }
 }
+
+/// The tampering HTTPS proxy of `notary_env.py proxy`, in front of a Notary
+/// server (same test CA).
+pub struct NotaryProxy {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    /// Its startup JSON (`url`, `stats_url`, `admin_mode_url`, ...).
+    pub info: Value,
+    ca: String,
+}
+
+impl NotaryProxy {
+    /// Starts a passthrough proxy to `upstream`.
+    pub fn start(env: &NotaryEnv, upstream: &str) -> Self {
+        let mut child = Command::new(python())
+            .arg(script())
+            .arg("proxy")
+            .arg("--upstream")
+            .arg(upstream)
+            .arg("--dir")
+            .arg(env.dir.path())
+            .args(["--mode", "passthrough", "--listen-port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start proxy");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("proxy line");
+        let info: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("proxy failed ({e}): {line:?}"));
+        NotaryProxy {
+            stdin: child.stdin.take(),
+            child: Some(child),
+            info,
+            ca: env.ca_pem(),
+        }
+    }
+
+    /// The proxy's base URL.
+    pub fn url(&self) -> String {
+        self.info["url"].as_str().expect("url").to_string()
+    }
+
+    fn admin(&self, url: String, post: bool) -> Value {
+        let ca = self.ca.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let client = reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA")])
+                .build()
+                .expect("client");
+            let req = if post {
+                client.post(&url)
+            } else {
+                client.get(&url)
+            };
+            let r = req.send().await.expect("proxy admin");
+            assert!(r.status().is_success(), "proxy admin {url}: {}", r.status());
+            r.json().await.unwrap_or(Value::Null)
+        })
+    }
+
+    /// Switches the tampering mode for `role` (`*` for all).
+    pub fn set_mode(&self, mode: &str, role: &str) {
+        let role = role.replace('*', "%2A").replace('/', "%2F");
+        self.admin(
+            format!("{}/_proxy/mode?mode={mode}&role={role}", self.url()),
+            true,
+        );
+    }
+
+    /// Requests per path so far.
+    pub fn stats(&self) -> Value {
+        self.admin(format!("{}/_proxy/stats", self.url()), false)
+    }
+}
+
+impl Drop for NotaryProxy {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
