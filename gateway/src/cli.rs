@@ -24,8 +24,10 @@ pub struct Cli {
     /// The webhook's private key (PEM).
     #[arg(long, env = "PORTCULLIS_TLS_KEY")]
     pub tls_key: PathBuf,
-    /// Verifier URLs, comma-separated. `http://` is plain TCP (an explicit
-    /// choice), `https://` is TLS.
+    /// Verifiers, comma-separated: `http://HOST:PORT` (plain TCP, an
+    /// explicit choice), `https://HOST:PORT` (TLS), or `dns:///NAME:PORT` /
+    /// `dns+https:///NAME:PORT` for every address of NAME (a headless
+    /// Service), re-resolved every --dns-refresh-ms.
     #[arg(
         long,
         env = "PORTCULLIS_VERIFIER",
@@ -80,6 +82,13 @@ pub struct Cli {
     /// How often each verifier's health is checked, in milliseconds.
     #[arg(long, env = "PORTCULLIS_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// How often `dns:///` verifier names are re-resolved, in milliseconds.
+    #[arg(long, env = "PORTCULLIS_DNS_REFRESH_MS", default_value_t = 5000)]
+    pub dns_refresh_ms: u64,
+    /// Resolve `dns:///` names with this DNS server (IP:PORT, UDP) instead
+    /// of the system resolver.
+    #[arg(long, env = "PORTCULLIS_DNS_SERVER")]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// How often certificate files are checked for changes, in milliseconds.
     #[arg(
         long,

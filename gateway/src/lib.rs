@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod cli;
+pub mod discovery;
 pub mod http;
 pub mod metrics;
 pub mod pool;

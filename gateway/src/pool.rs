@@ -53,6 +53,9 @@ pub struct PoolSettings {
     pub balance: Balance,
     /// TLS for `https://` endpoints.
     pub tls: Option<ClientTlsConfig>,
+    /// The name verifier certificates are checked against when the
+    /// endpoint is an IP address (DNS discovery with TLS).
+    pub tls_name: Option<String>,
 }
 
 /// A pool construction error.
@@ -100,7 +103,10 @@ impl Endpoint {
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
         if url.starts_with("https://") {
-            let tls = settings.tls.clone().unwrap_or_default();
+            let mut tls = settings.tls.clone().unwrap_or_default();
+            if let Some(name) = &settings.tls_name {
+                tls = tls.domain_name(name.clone());
+            }
             endpoint = endpoint.tls_config(tls).map_err(endpoint_err)?;
         } else if !url.starts_with("http://") {
             return Err(PoolError::Scheme(url.to_string()));
@@ -152,21 +158,18 @@ impl Endpoint {
 #[derive(Debug)]
 pub struct VerifierPool {
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
-    settings: PoolSettings,
+    settings: ArcSwap<PoolSettings>,
     metrics: GatewayMetrics,
     rng: AtomicU64,
 }
 
 impl VerifierPool {
-    /// Creates a pool over static URLs.
+    /// Creates a pool over `urls` (which DNS discovery may later replace).
     pub fn new(
         urls: &[String],
         settings: PoolSettings,
         metrics: GatewayMetrics,
     ) -> Result<Self, PoolError> {
-        if urls.is_empty() {
-            return Err(PoolError::Empty);
-        }
         let endpoints = urls
             .iter()
             .map(|u| Endpoint::new(u, &settings).map(Arc::new))
@@ -174,7 +177,7 @@ impl VerifierPool {
         metrics.verifier_endpoints.set(endpoints.len() as i64);
         Ok(VerifierPool {
             endpoints: ArcSwap::from_pointee(endpoints),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             metrics,
             rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
         })
@@ -190,7 +193,7 @@ impl VerifierPool {
                 Some(e) => next.push(e.clone()),
                 None => {
                     tracing::info!(verifier = %url, "verifier endpoint added");
-                    next.push(Arc::new(Endpoint::new(url, &self.settings)?));
+                    next.push(Arc::new(Endpoint::new(url, &self.settings.load())?));
                 }
             }
         }
@@ -201,6 +204,24 @@ impl VerifierPool {
                 .remove(&vec![("verifier", gone.url.clone())]);
         }
         self.metrics.verifier_endpoints.set(next.len() as i64);
+        self.endpoints.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Replaces the TLS settings (rotated client certificate or CA): every
+    /// endpoint gets a new channel; calls in flight finish on the old one,
+    /// and health state carries over, so nothing is dropped.
+    pub fn replace_tls(&self, tls: ClientTlsConfig) -> Result<(), PoolError> {
+        let mut settings = (**self.settings.load()).clone();
+        settings.tls = Some(tls);
+        let current = self.endpoints.load();
+        let mut next = Vec::with_capacity(current.len());
+        for old in current.iter() {
+            let fresh = Endpoint::new(&old.url, &settings)?;
+            fresh.healthy.store(old.is_healthy(), Ordering::Relaxed);
+            next.push(Arc::new(fresh));
+        }
+        self.settings.store(Arc::new(settings));
         self.endpoints.store(Arc::new(next));
         Ok(())
     }
@@ -236,7 +257,7 @@ impl VerifierPool {
             .filter(|e| e.is_healthy())
             .cloned()
             .collect();
-        match self.settings.balance {
+        match self.settings.load().balance {
             Balance::Rendezvous => {
                 healthy.sort_by_cached_key(|e| std::cmp::Reverse(rendezvous_score(&e.url, image)));
             }
@@ -443,11 +464,16 @@ mod tests {
             max_inflight: 4,
             balance: Balance::Rendezvous,
             tls: None,
+            tls_name: None,
         };
         let m = GatewayMetrics::register(&mut reg);
         let e = VerifierPool::new(&["grpc://x:1".to_string()], settings.clone(), m.clone())
             .unwrap_err();
         assert!(matches!(e, PoolError::Scheme(_)));
+        assert!(
+            VerifierPool::new(&[], settings.clone(), m.clone()).is_ok(),
+            "DNS discovery may start empty"
+        );
         let pool = VerifierPool::new(&["http://127.0.0.1:1".to_string()], settings, m).unwrap();
         // Not yet health-checked: nothing is healthy, and a call is denied
         // at once rather than waiting for the deadline.

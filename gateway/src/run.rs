@@ -8,6 +8,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::admission::AdmissionLimits;
 use crate::cli::Cli;
+use crate::discovery::{self, NameResolver, Target, TargetError};
 use crate::http::{AppState, router};
 use crate::metrics::GatewayMetrics;
 use crate::pool::{PoolSettings, VerifierPool};
@@ -32,6 +33,12 @@ pub enum StartError {
     /// The serving certificate cannot be loaded.
     #[error("--tls-cert/--tls-key: {0}")]
     Tls(std::io::Error),
+    /// A `--verifier` entry is malformed.
+    #[error("--verifier: {0}")]
+    Target(#[from] TargetError),
+    /// `--dns-server` is unusable.
+    #[error("--dns-server: {0}")]
+    Dns(String),
     /// An `https://` verifier was given without `--verifier-ca`.
     #[error(
         "--verifier-ca is required for https:// verifiers (the CA their certificates chain to)"
@@ -51,7 +58,11 @@ fn read(option: &'static str, path: &std::path::Path) -> Result<Vec<u8>, StartEr
 }
 
 fn client_tls(cli: &Cli) -> Result<Option<ClientTlsConfig>, StartError> {
-    if !cli.verifier.iter().any(|u| u.starts_with("https://")) {
+    if !cli
+        .verifier
+        .iter()
+        .any(|u| u.starts_with("https://") || u.starts_with("dns+https://"))
+    {
         return Ok(None);
     }
     let Some(ca) = &cli.verifier_ca else {
@@ -75,13 +86,42 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
+    let targets = cli
+        .verifier
+        .iter()
+        .map(|v| Target::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() {
+        return Err(StartError::Pool(crate::pool::PoolError::Empty));
+    }
+    let resolver = match cli.dns_server {
+        Some(server) => NameResolver::server(server).map_err(StartError::Dns)?,
+        None => NameResolver::System,
+    };
     let settings = PoolSettings {
         connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
         max_inflight: cli.max_inflight_per_verifier.max(1),
         balance: cli.balance,
         tls: client_tls(&cli)?,
+        tls_name: targets
+            .iter()
+            .find_map(|t| t.tls_name().map(str::to_string)),
     };
-    let pool = Arc::new(VerifierPool::new(&cli.verifier, settings, metrics.clone())?);
+    let initial = match discovery::resolve_all(&targets, &resolver).await {
+        Ok(urls) => urls,
+        Err(e) => {
+            tracing::warn!(error = %e, "verifier discovery failed at start-up; retrying in the background");
+            Vec::new()
+        }
+    };
+    let pool = Arc::new(VerifierPool::new(&initial, settings, metrics.clone())?);
+    discovery::spawn_refresher(
+        pool.clone(),
+        targets,
+        resolver,
+        Duration::from_millis(cli.dns_refresh_ms.max(100)),
+    );
+    spawn_client_tls_reloader(&cli, pool.clone());
     let health_interval = Duration::from_millis(cli.health_interval_ms.max(50));
     let health_timeout = health_interval.min(Duration::from_secs(2));
     pool.check_health(health_timeout).await;
@@ -150,4 +190,60 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Watches the verifier CA and client certificate files and swaps the
+/// pool's TLS settings when they change (certificate rotation).
+fn spawn_client_tls_reloader(cli: &Cli, pool: Arc<VerifierPool>) {
+    let files: Vec<std::path::PathBuf> = [
+        &cli.verifier_ca,
+        &cli.verifier_client_cert,
+        &cli.verifier_client_key,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    if files.is_empty() {
+        return;
+    }
+    let cli = cli.clone();
+    let interval = Duration::from_millis(cli.tls_reload_interval_ms.max(100));
+    tokio::spawn(async move {
+        let stamp = |files: &[std::path::PathBuf]| -> Vec<Option<(std::time::SystemTime, u64)>> {
+            files
+                .iter()
+                .map(|f| {
+                    std::fs::metadata(f)
+                        .ok()
+                        .and_then(|m| Some((m.modified().ok()?, m.len())))
+                })
+                .collect()
+        };
+        let mut last = stamp(&files);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = stamp(&files);
+            if now == last {
+                continue;
+            }
+            match client_tls(&cli) {
+                Ok(Some(tls)) => match pool.replace_tls(tls) {
+                    Ok(()) => {
+                        tracing::info!("verifier client TLS reloaded");
+                        last = now;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "verifier client TLS reload failed; keeping the old one")
+                    }
+                },
+                Ok(None) => last = now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "verifier client TLS reload failed; keeping the old one")
+                }
+            }
+        }
+    });
 }

@@ -10,6 +10,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod dns;
 pub mod faults;
 pub mod notary;
 pub mod procs;

@@ -156,8 +156,24 @@ impl Verifier {
         Self::start_at(dir, config_path, free_port(), extra_args)
     }
 
+    /// Starts a verifier listening on `addr` (any 127.0.0.0/8 address).
+    pub fn start_on(config: &str, addr: SocketAddr, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        Self::start_addr(dir, config_path, addr, extra_args)
+    }
+
     fn start_at(dir: tempfile::TempDir, config: PathBuf, port: u16, extra_args: &[&str]) -> Self {
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        Self::start_addr(dir, config, ([127, 0, 0, 1], port).into(), extra_args)
+    }
+
+    fn start_addr(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        addr: SocketAddr,
+        extra_args: &[&str],
+    ) -> Self {
         let mut cmd = Command::new(bin_path("portcullis-verifier"));
         cmd.arg("serve")
             .arg("--config")
@@ -177,6 +193,11 @@ impl Verifier {
             config,
             _dir: dir,
         }
+    }
+
+    /// `https://ADDR`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// `http://ADDR`.

@@ -49,6 +49,23 @@ pub struct ServeArgs {
     /// The deadline for calls that carry no grpc-timeout, in milliseconds.
     #[arg(long, env = "PORTCULLIS_DEFAULT_DEADLINE_MS", default_value_t = 8000)]
     pub default_deadline_ms: u64,
+    /// Serve gRPC over TLS with this certificate chain (PEM); reloaded when
+    /// it changes. Without it the server speaks plain TCP.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[arg(long, env = "PORTCULLIS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates (mTLS) chaining to this CA bundle (PEM).
+    #[arg(long, env = "PORTCULLIS_CLIENT_CA", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// How often TLS files are checked for changes, in milliseconds.
+    #[arg(
+        long,
+        env = "PORTCULLIS_TLS_RELOAD_INTERVAL_MS",
+        default_value_t = 5000
+    )]
+    pub tls_reload_interval_ms: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -319,10 +336,22 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
     if let Some(addr) = args.metrics_listen {
         crate::server::serve_metrics(addr, Arc::new(registry)).await?;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::Reloading::start(
+            crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.client_ca.clone(),
+            },
+            Duration::from_millis(args.tls_reload_interval_ms.max(100)),
+        )?),
+        _ => None,
+    };
     crate::server::serve(
         args.listen,
         engine,
         Duration::from_millis(args.default_deadline_ms),
+        tls,
         crate::server::shutdown_signal(),
     )
     .await

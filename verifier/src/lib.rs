@@ -19,4 +19,5 @@ pub mod reference;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod tls;
 pub mod validators;

@@ -11,11 +11,12 @@ use tonic::transport::Server;
 use crate::decision::Engine;
 use crate::service::VerifierService;
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, over TLS when `tls` is given.
 pub async fn serve(
     listen: SocketAddr,
     engine: Arc<Engine>,
     default_deadline: Duration,
+    tls: Option<crate::tls::Reloading>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -24,18 +25,28 @@ pub async fn serve(
         .await;
     let service = VerifierServer::new(VerifierService::new(engine, default_deadline));
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "verifier listening");
-    Server::builder()
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "verifier listening");
+    let router = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
-        .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream_of(listener), shutdown)
-        .await?;
+        .add_service(service);
+    match tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
+                .await?
+        }
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls_incoming(listener, tls), shutdown)
+                .await?
+        }
+    }
     Ok(())
 }
 
-fn tokio_stream_of(
+fn plain_incoming(
     listener: tokio::net::TcpListener,
 ) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures::stream::unfold(listener, |listener| async move {
@@ -44,6 +55,44 @@ fn tokio_stream_of(
             stream
         });
         Some((next, listener))
+    })
+}
+
+/// Accepts connections and runs each TLS handshake in its own task, so a
+/// slow or failing client never holds up the others. Failed handshakes (a
+/// client without an acceptable certificate) are logged and dropped.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: crate::tls::Reloading,
+) -> impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = tls.acceptor();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let _ = tx.send(Ok(tls_stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
     })
 }
 
