@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (portcullis.v1.Verifier and grpc.health.v1).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Decide on images offline and print one result per image. Exit status:
     /// 0 all allowed, 1 any denied, 2 usage or config error.
     Verify(VerifyArgs),

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Verify(args) => run_verify(args).await,
-            Command::Serve(args) => match run_serve(args).await {
+            Command::Serve(args) => match run_serve(*args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
