@@ -32,14 +32,20 @@
 #
 # Runs are idempotent: existing keys and certificates are kept; a leaf
 # certificate is reissued when it is missing, expires within 30 days, is not
-# signed by the current CA, or its names changed.
+# issued by a trusted CA (ca-bundle.crt), or its names changed.
+#
+# Replacing the CA without an outage, applying after each step and waiting
+# for the rollout:
+#   1. --new-ca            new CA; everything trusts old and new; the
+#                          certificates in use (old CA) are kept
+#   2. --renew             certificates reissued by the new CA
+#   3. --drop-previous-ca  only the new CA is trusted
 #
 # Options:
 #   --days N           validity of leaf certificates in days (default 365)
 #   --renew            reissue every leaf certificate now (same CA)
-#   --new-ca           replace the CA: the old CA certificate stays trusted
-#                      (ca-bundle.crt) so pods being rolled keep working;
-#                      after the rollout, run again with --drop-previous-ca
+#   --new-ca           make a new CA; the old CA certificate stays trusted
+#                      (ca-bundle.crt) and existing certificates are kept
 #   --drop-previous-ca stop trusting the previous CA
 #   --cert-manager     only the Redis password and the HMAC key; the TLS
 #                      Secrets and the caBundle come from cert-manager
@@ -69,7 +75,7 @@ while (($#)); do
   esac
 done
 [ -n "$OVERLAY" ] || { usage >&2; exit 2; }
-[[ "$DAYS" =~ ^[0-9]+$ ]] && ((DAYS > 0)) || { echo "--days: not a positive number: $DAYS" >&2; exit 2; }
+if ! [[ "$DAYS" =~ ^[1-9][0-9]*$ ]]; then echo "--days: not a positive number: $DAYS" >&2; exit 2; fi
 [ -f "$OVERLAY/kustomization.yaml" ] || { echo "$OVERLAY: no kustomization.yaml (expected an overlay directory)" >&2; exit 2; }
 command -v openssl >/dev/null || { echo "openssl is required" >&2; exit 2; }
 
@@ -127,6 +133,7 @@ if ((CERT_MANAGER == 0)); then
     mv ca.crt ca-previous.crt
     rm -f ca.key
     log "ca.crt: moved to ca-previous.crt (still trusted until --drop-previous-ca)"
+    log "next: apply, wait for the rollout, then run with --renew"
   fi
   if ((DROP_PREVIOUS)) && [ -e ca-previous.crt ]; then
     rm -f ca-previous.crt
@@ -140,7 +147,7 @@ distinguished_name = dn
 x509_extensions = ca
 prompt = no
 [dn]
-CN = Portcullis CA
+CN = Portcullis CA $(openssl rand -hex 4)
 [ca]
 basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
@@ -162,7 +169,7 @@ EOF
     if ((RENEW)); then why="--renew"
     elif [ ! -s "$name.crt" ] || [ ! -s "$name.key" ]; then why="new"
     elif [ "$(cat "$name.names" 2>/dev/null)" != "$eku $san" ]; then why="names changed"
-    elif ! openssl verify -CAfile ca.crt "$name.crt" >/dev/null 2>&1; then why="not issued by the current CA"
+    elif ! openssl verify -CAfile ca-bundle.crt "$name.crt" >/dev/null 2>&1; then why="not issued by a trusted CA"
     elif ! openssl x509 -checkend $((30 * 86400)) -noout -in "$name.crt" >/dev/null; then why="expires within 30 days"
     fi
     if [ -z "$why" ]; then

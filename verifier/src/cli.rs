@@ -198,7 +198,7 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match Engine::new(config, Arc::new(Caches::local())) {
+    let engine = match Engine::new(config, Arc::new(Caches::local())).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -332,7 +332,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = VerifierMetrics::register(&mut registry);
     let caches = Arc::new(build_caches(&args.cache, metrics).await?);
-    let engine = Arc::new(Engine::new(config, caches)?);
+    let engine = Arc::new(Engine::new(config, caches).await?);
     if let Some(addr) = args.metrics_listen {
         crate::server::serve_metrics(addr, Arc::new(registry)).await?;
     }

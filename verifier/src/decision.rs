@@ -37,9 +37,9 @@ pub struct Outcome {
 
 impl Engine {
     /// Builds the engine from a validated config, over `caches`.
-    pub fn new(config: Config, caches: Arc<Caches>) -> Result<Self, BuildError> {
+    pub async fn new(config: Config, caches: Arc<Caches>) -> Result<Self, BuildError> {
         Ok(Engine {
-            validators: Validators::from_configs(&config.validators)?,
+            validators: Validators::from_configs(&config.validators).await?,
             policy: config.policy,
             caches,
         })
@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use crate::config::parse_str;
 
-    fn engine() -> Engine {
+    async fn engine() -> Engine {
         Engine::new(
             parse_str(
                 r#"
@@ -250,6 +250,7 @@ policy:
             .unwrap(),
             Arc::new(Caches::local()),
         )
+        .await
         .unwrap()
     }
 
@@ -259,7 +260,10 @@ policy:
 
     #[tokio::test]
     async fn static_allow_has_no_digest() {
-        let o = engine().decide("nginx:1.25", Utc::now(), soon()).await;
+        let o = engine()
+            .await
+            .decide("nginx:1.25", Utc::now(), soon())
+            .await;
         assert!(o.allowed());
         let r = o.to_response();
         assert_eq!(r.reason(), Reason::StaticAllow);
@@ -273,6 +277,7 @@ policy:
     #[tokio::test]
     async fn static_deny_names_rule() {
         let r = engine()
+            .await
             .decide("bad:1", Utc::now(), soon())
             .await
             .to_response();
@@ -289,11 +294,13 @@ policy:
     #[tokio::test]
     async fn no_rule_and_invalid() {
         let r = engine()
+            .await
             .decide("quay.io/x/y:1", Utc::now(), soon())
             .await
             .to_response();
         assert_eq!(r.reason(), Reason::NoMatchingRule);
         let r = engine()
+            .await
             .decide("Not Valid", Utc::now(), soon())
             .await
             .to_response();

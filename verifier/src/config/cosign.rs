@@ -71,6 +71,38 @@ struct RawHost {
     /// (verification is offline).
     #[serde(default)]
     rekor: Option<String>,
+    /// A TUF mirror of a Sigstore instance (metadata base URL, `https://`
+    /// or `file://`), loaded at start-up.
+    #[serde(default)]
+    tuf_mirror: Option<String>,
+    /// The mirror's targets base URL (default: `<tufMirror>/targets`).
+    #[serde(default)]
+    tuf_targets: Option<String>,
+    /// The pinned TUF root (a `root.json` file) for `tufMirror`; default:
+    /// the public-good root shipped with Portcullis.
+    #[serde(default)]
+    tuf_root: Option<String>,
+    /// Trust the public-good Sigstore instance through the TUF snapshot
+    /// shipped with Portcullis (the default for keyless roots without
+    /// other material).
+    #[serde(default)]
+    public_good: Option<bool>,
+}
+
+/// Where Sigstore trust (Fulcio, Rekor, CT) comes from besides PEMs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigstoreSource {
+    /// The public-good TUF snapshot shipped in the binary.
+    PublicGood,
+    /// A TUF mirror.
+    Mirror {
+        /// The pinned TUF root.json.
+        root: Vec<u8>,
+        /// Metadata base URL.
+        metadata_url: String,
+        /// Targets base URL.
+        targets_url: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +212,8 @@ pub struct CosignSpec {
     pub unbound_credential: Option<Credential>,
     /// Hosts reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Sigstore trust to load through TUF at start-up, if any.
+    pub sigstore: Option<SigstoreSource>,
 }
 
 impl CosignSpec {
@@ -328,6 +362,31 @@ pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
         }
         let _ = &host.rekor;
     }
+    let mut sigstore = None;
+    if let Some(host) = &raw.host {
+        if let Some(mirror) = &host.tuf_mirror {
+            url::Url::parse(mirror)
+                .map_err(|e| field("host.tufMirror", format!("not a URL: {e}")))?;
+            let root = match &host.tuf_root {
+                Some(path) => std::fs::read(path)
+                    .map_err(|e| field("host.tufRoot", format!("cannot read {path}: {e}")))?,
+                None => crate::validators::cosign::public_good::ROOT_V12.to_vec(),
+            };
+            let targets_url = host
+                .tuf_targets
+                .clone()
+                .unwrap_or_else(|| format!("{}/targets", mirror.trim_end_matches('/')));
+            sigstore = Some(SigstoreSource::Mirror {
+                root,
+                metadata_url: mirror.clone(),
+                targets_url,
+            });
+        } else if host.tuf_root.is_some() || host.tuf_targets.is_some() {
+            return Err(field("host.tufMirror", "tufRoot/tufTargets need tufMirror"));
+        } else if host.public_good == Some(true) {
+            sigstore = Some(SigstoreSource::PublicGood);
+        }
+    }
     if raw.trust_roots.is_empty() {
         return Err(field("trustRoots", "at least one trust root is required"));
     }
@@ -356,14 +415,21 @@ pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
                 let kat = format!("{at}.keyless");
                 let issuer = matcher(&k.issuer, &k.issuer_regex, "issuer", &kat)?;
                 let subject = matcher(&k.subject, &k.subject_regex, "subject", &kat)?;
-                if transparency.fulcio_certs.is_empty()
-                    || transparency.rekor_keys.is_empty()
-                    || transparency.ct_keys.is_empty()
-                {
-                    return Err(field(
-                        "host",
-                        "keyless trust roots need host.fulcioCert (the Fulcio root and intermediates), host.rekorPubkey and host.ctLogPubkey",
-                    ));
+                let pems_complete = !transparency.fulcio_certs.is_empty()
+                    && !transparency.rekor_keys.is_empty()
+                    && !transparency.ct_keys.is_empty();
+                let pems_partial = !transparency.fulcio_certs.is_empty()
+                    || !transparency.rekor_keys.is_empty()
+                    || !transparency.ct_keys.is_empty();
+                if !pems_complete && sigstore.is_none() {
+                    if pems_partial {
+                        return Err(field(
+                            "host",
+                            "keyless trust roots need all of host.fulcioCert (the Fulcio root and intermediates), host.rekorPubkey and host.ctLogPubkey, or a TUF source (host.tufMirror or host.publicGood)",
+                        ));
+                    }
+                    // Nothing configured: the public-good instance.
+                    sigstore = Some(SigstoreSource::PublicGood);
                 }
                 TrustRootKind::Keyless { issuer, subject }
             }
@@ -420,6 +486,7 @@ pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
             credentials,
             unbound_credential,
             insecure_registries: raw.insecure_registries.unwrap_or_default(),
+            sigstore,
         },
     ))
 }

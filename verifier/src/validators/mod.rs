@@ -75,7 +75,7 @@ pub struct BuildError {
 
 impl Validator {
     /// Builds the runtime validator from its config.
-    pub fn from_config(config: &ValidatorConfig) -> Result<Self, BuildError> {
+    pub async fn from_config(config: &ValidatorConfig) -> Result<Self, BuildError> {
         let err = |reason: String| BuildError {
             name: config.name.clone(),
             reason,
@@ -83,7 +83,9 @@ impl Validator {
         Ok(match &config.kind {
             ValidatorKind::Static { approve } => Validator::Static { approve: *approve },
             ValidatorKind::Cosign(spec) => Validator::Cosign(Box::new(
-                cosign::CosignValidator::new(spec).map_err(|e| err(e.to_string()))?,
+                cosign::CosignValidator::new(spec)
+                    .await
+                    .map_err(|e| err(e.to_string()))?,
             )),
             ValidatorKind::NotaryV1(spec) => Validator::Notary(Box::new(
                 notary::NotaryValidator::new(spec).map_err(|e| err(e.to_string()))?,
@@ -127,13 +129,12 @@ pub struct Validators {
 
 impl Validators {
     /// Builds every configured validator.
-    pub fn from_configs(configs: &[ValidatorConfig]) -> Result<Self, BuildError> {
-        Ok(Validators {
-            by_name: configs
-                .iter()
-                .map(|c| Ok((c.name.clone(), Validator::from_config(c)?)))
-                .collect::<Result<_, BuildError>>()?,
-        })
+    pub async fn from_configs(configs: &[ValidatorConfig]) -> Result<Self, BuildError> {
+        let mut by_name = HashMap::with_capacity(configs.len());
+        for c in configs {
+            by_name.insert(c.name.clone(), Validator::from_config(c).await?);
+        }
+        Ok(Validators { by_name })
     }
 
     /// The validator called `name`.

@@ -14,14 +14,16 @@ pub mod certificate;
 pub mod check;
 pub mod content;
 pub mod discover;
+pub mod public_good;
 pub mod tlog;
+pub mod trust_root;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use portcullis_proto::Reason;
 
-use crate::config::cosign::{CosignSpec, TrustRoot};
+use crate::config::cosign::{CosignSpec, SigstoreSource, TrustRoot};
 use crate::config::{RuleOptions, cosign_selected_roots};
 use crate::error::VerifyError;
 use crate::reference::ImageRef;
@@ -30,6 +32,17 @@ use crate::validators::{Request, Verified};
 use candidate::Candidate;
 use check::{CheckOptions, Failure, Pass, check};
 use content::Claim;
+
+/// Why a cosign validator could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum CosignBuildError {
+    /// The registry client.
+    #[error("{0}")]
+    Client(#[from] ClientBuildError),
+    /// The Sigstore trust root could not be loaded through TUF.
+    #[error("sigstore trust root: {0}")]
+    TrustRoot(#[from] trust_root::TrustRootError),
+}
 
 /// Default bound on each registry request.
 pub const REGISTRY_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,7 +58,7 @@ pub struct CosignValidator {
 
 impl CosignValidator {
     /// Builds the validator and its registry client.
-    pub fn new(spec: &CosignSpec) -> Result<Self, ClientBuildError> {
+    pub async fn new(spec: &CosignSpec) -> Result<Self, CosignBuildError> {
         let registry = RegistryClient::new(RegistrySettings {
             extra_ca_pem: spec.registry_ca.clone(),
             credentials: spec.credentials.clone(),
@@ -53,10 +66,29 @@ impl CosignValidator {
             request_timeout: REGISTRY_REQUEST_TIMEOUT,
             connect_timeout: REGISTRY_CONNECT_TIMEOUT,
         })?;
-        Ok(CosignValidator {
-            spec: spec.clone(),
-            registry,
-        })
+        let mut spec = spec.clone();
+        if let Some(source) = &spec.sigstore {
+            let now = chrono::Utc::now();
+            let trust = match source {
+                SigstoreSource::PublicGood => public_good::load(now).await,
+                SigstoreSource::Mirror {
+                    root,
+                    metadata_url,
+                    targets_url,
+                } => trust_root::load_via_tuf(root, metadata_url, targets_url, None, now).await,
+            }?;
+            let t = &mut spec.transparency;
+            t.fulcio_certs.extend(trust.fulcio_certs);
+            t.rekor_keys.extend(trust.rekor_keys);
+            t.ct_keys.extend(trust.ct_keys);
+            tracing::info!(
+                fulcio = t.fulcio_certs.len(),
+                rekor = t.rekor_keys.len(),
+                ctlog = t.ct_keys.len(),
+                "sigstore trust root loaded through TUF"
+            );
+        }
+        Ok(CosignValidator { spec, registry })
     }
 
     /// Resolves the image's tag to its manifest digest (a given digest is

@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# portcullis-verifier. Build from the repository root:
+#   docker build -f deploy/docker/verifier.Dockerfile -t portcullis-verifier .
+# Runs as uid 65532 on distroless (glibc, CA certificates for registries, no
+# shell). Pass the subcommand and flags as arguments (`serve --config ...`).
+
+ARG RUST_VERSION=1.95
+
+FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+# protoc for the proto crate; cmake and clang for aws-lc-sys.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler cmake clang \
+ && rm -rf /var/lib/apt/lists/*
+ENV PROTOC=/usr/bin/protoc CARGO_TERM_COLOR=never
+WORKDIR /src
+# Every workspace member must be present for a --workspace --locked build.
+COPY Cargo.toml Cargo.lock ./
+COPY proto proto
+COPY gateway gateway
+COPY verifier verifier
+COPY tests tests
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --workspace --locked \
+ && install -D -m 0755 target/release/portcullis-verifier /out/portcullis-verifier
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/portcullis-verifier /usr/local/bin/portcullis-verifier
+USER 65532:65532
+EXPOSE 50051 9090
+ENTRYPOINT ["/usr/local/bin/portcullis-verifier"]
+CMD ["--help"]

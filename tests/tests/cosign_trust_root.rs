@@ -1,0 +1,134 @@
+//! The Sigstore trust root loaded through TUF (tough) at start-up: from a
+//! mirror (a TUF repository made by the independent `mktuf.py`, holding the
+//! test PKI's `trusted_root.json`), and the public-good snapshot shipped in
+//! the binary. Failures stop start-up with a clear error.
+
+use std::process::Command;
+
+use portcullis_e2e::config::{config_yaml, keyless_root, rule};
+use portcullis_e2e::registry::Registry;
+use portcullis_e2e::signer::{pki, push_image, python, sigtool, workspace_root};
+use portcullis_e2e::verify_json;
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://issuer.portcullis.test";
+const ALICE: &str = "alice@portcullis.test";
+
+/// Builds a TUF repository with the test PKI's trusted root; returns the
+/// script's JSON (paths and file:// URLs).
+fn mktuf(out: &std::path::Path, extra: &[&str]) -> Value {
+    let result = Command::new(python())
+        .arg(workspace_root().join("tests/fixtures/tuf/mktuf.py"))
+        .arg("--out")
+        .arg(out)
+        .arg("--trusted-root")
+        .arg(pki().join("trusted_root.json"))
+        .args(["--seed", "portcullis"])
+        .args(extra)
+        .output()
+        .expect("mktuf");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    serde_json::from_slice(&result.stdout).expect("mktuf JSON")
+}
+
+fn config(reg: &Registry, host: Value) -> String {
+    let validator = json!({
+        "name": "signed",
+        "type": "cosign",
+        "insecureRegistries": [reg.host()],
+        "host": host,
+        "trustRoots": [keyless_root("ci", ISSUER, ALICE)],
+    });
+    config_yaml(
+        vec![validator],
+        vec![rule(
+            &format!("{}/**", reg.host()),
+            "signed",
+            json!({"trustRoot": "ci"}),
+        )],
+    )
+}
+
+fn find(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .or_else(|| v["paths"][key].as_str())
+        .or_else(|| v["urls"][key].as_str())
+        .unwrap_or_else(|| panic!("mktuf output has no {key}: {v}"))
+        .to_string()
+}
+
+#[test]
+fn keyless_with_trust_from_a_tuf_mirror() {
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "tuf/app", "v1", 600);
+    let fulcio = pki().display().to_string();
+    sigtool(
+        "sign-keyless",
+        &reg,
+        &image,
+        &["--fulcio-dir", &fulcio, "--issuer", ISSUER, "--san", ALICE],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let repo = mktuf(&dir.path().join("repo"), &[]);
+    let host = json!({
+        "tufMirror": find(&repo, "metadata_url"),
+        "tufTargets": find(&repo, "targets_url"),
+        "tufRoot": find(&repo, "root"),
+    });
+    let (code, results, stderr) =
+        verify_json(&config(&reg, host.clone()), &[&image.reference], &[]);
+    assert_eq!(code, 0, "{stderr} {results:?}");
+    assert_eq!(results[0]["allowed"], true);
+
+    // A tampered target: start-up fails, naming the trust root.
+    let bad = mktuf(&dir.path().join("bad"), &["--tamper-target"]);
+    let host = json!({
+        "tufMirror": find(&bad, "metadata_url"),
+        "tufTargets": find(&bad, "targets_url"),
+        "tufRoot": find(&bad, "root"),
+    });
+    let (code, results, stderr) = verify_json(&config(&reg, host), &[&image.reference], &[]);
+    assert_eq!(code, 2, "{results:?}");
+    assert!(results.is_empty());
+    assert!(
+        stderr.contains("validator `signed`: sigstore trust root:"),
+        "{stderr}"
+    );
+
+    // An unreachable mirror: the same.
+    let host = json!({"tufMirror": "http://127.0.0.1:9/metadata", "tufRoot": find(&repo, "root")});
+    let (code, _, stderr) = verify_json(&config(&reg, host), &[&image.reference], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("sigstore trust root:"), "{stderr}");
+}
+
+#[test]
+fn public_good_snapshot_is_the_keyless_default() {
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "tuf/pg", "v1", 601);
+    let fulcio = pki().display().to_string();
+    sigtool(
+        "sign-keyless",
+        &reg,
+        &image,
+        &["--fulcio-dir", &fulcio, "--issuer", ISSUER, "--san", ALICE],
+    );
+    // No Fulcio/Rekor/CT material: the shipped public-good root is loaded,
+    // and a certificate from the test CA does not chain to it.
+    let (code, results, stderr) = verify_json(&config(&reg, json!({})), &[&image.reference], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let reason = results[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason == "TLOG_INVALID" || reason == "CERT_INVALID",
+        "{reason}: {}",
+        results[0]
+    );
+}
