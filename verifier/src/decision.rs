@@ -39,7 +39,7 @@ impl Engine {
     /// Builds the engine from a validated config, over `caches`.
     pub async fn new(config: Config, caches: Arc<Caches>) -> Result<Self, BuildError> {
         Ok(Engine {
-            validators: Validators::from_configs(&config.validators).await?,
+            validators: Validators::from_configs(&config.validators, &caches.metrics).await?,
             policy: config.policy,
             caches,
         })

@@ -4,7 +4,9 @@
 //! 2. Otherwise one task per key in this process runs the lookup (moka's
 //!    `entry().or_try_insert_with`); concurrent callers wait for it.
 //! 3. That task reads L2; on a miss it takes the cluster-wide lease
-//!    (`SET NX PX`). Holding it, it computes and publishes to L2. If another
+//!    (`SET NX PX`). Holding it, it reads L2 once more (the previous holder
+//!    may have published and released in between), then computes and
+//!    publishes to L2 before releasing. If another
 //!    verifier holds it, it polls L2 for that verifier's result for at most
 //!    the lease time, then computes by itself (the holder may have died).
 //! 4. Errors (transient failures) are returned to every waiter and cached
@@ -213,6 +215,21 @@ where
                 Ok(fresh(value, ttl))
             }
             lease => {
+                // Another verifier may have published and released between
+                // our miss and our lease: look once more before verifying.
+                if lease == Lease::Acquired
+                    && let Some(held) = self.read_l2(l2, &rkey, Source::Coalesced).await
+                {
+                    l2.release(&rkey).await;
+                    self.metrics
+                        .coalesced
+                        .get_or_create(&vec![
+                            ("kind", kind.to_string()),
+                            ("scope", "cluster".to_string()),
+                        ])
+                        .inc();
+                    return Ok(held);
+                }
                 let result = compute().await;
                 if let Ok((value, ttl)) = &result {
                     self.publish(l2, &rkey, value, *ttl).await;

@@ -42,7 +42,7 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_BLOB_BYTES: usize = 4 * 1024 * 1024;
 
 /// How to reach registries.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistrySettings {
     /// Extra CA certificates (PEM) trusted for registry TLS, on top of the
     /// system roots.
@@ -55,6 +55,8 @@ pub struct RegistrySettings {
     pub request_timeout: Duration,
     /// Bound on connecting.
     pub connect_timeout: Duration,
+    /// Where requests are counted (by host and status).
+    pub metrics: crate::metrics::VerifierMetrics,
 }
 
 /// A fetched manifest.
@@ -81,6 +83,7 @@ pub struct RegistryClient {
     /// Hosts whose referrers API answered 404 (use the tag schema).
     no_referrers_api: Mutex<HashSet<String>>,
     request_timeout: Duration,
+    metrics: crate::metrics::VerifierMetrics,
 }
 
 /// Why the client could not be built.
@@ -137,6 +140,7 @@ impl RegistryClient {
             basic_hosts: Mutex::default(),
             no_referrers_api: Mutex::default(),
             request_timeout: settings.request_timeout,
+            metrics: settings.metrics,
         })
     }
 
@@ -274,10 +278,20 @@ impl RegistryClient {
         if let Some(authorization) = authorization {
             request = request.header(header::AUTHORIZATION, authorization);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(registry, &e))?;
+        let count = |status: String| {
+            self.metrics
+                .registry_requests
+                .get_or_create(&vec![("host", registry.to_string()), ("status", status)])
+                .inc();
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                count(if e.is_timeout() { "timeout" } else { "error" }.to_string());
+                return Err(transport_error(registry, &e));
+            }
+        };
+        count(response.status().as_u16().to_string());
         tracing::debug!(
             registry,
             url,

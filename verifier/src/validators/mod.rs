@@ -75,7 +75,10 @@ pub struct BuildError {
 
 impl Validator {
     /// Builds the runtime validator from its config.
-    pub async fn from_config(config: &ValidatorConfig) -> Result<Self, BuildError> {
+    pub async fn from_config(
+        config: &ValidatorConfig,
+        metrics: &crate::metrics::VerifierMetrics,
+    ) -> Result<Self, BuildError> {
         let err = |reason: String| BuildError {
             name: config.name.clone(),
             reason,
@@ -83,12 +86,12 @@ impl Validator {
         Ok(match &config.kind {
             ValidatorKind::Static { approve } => Validator::Static { approve: *approve },
             ValidatorKind::Cosign(spec) => Validator::Cosign(Box::new(
-                cosign::CosignValidator::new(spec)
+                cosign::CosignValidator::new(spec, metrics)
                     .await
                     .map_err(|e| err(e.to_string()))?,
             )),
             ValidatorKind::NotaryV1(spec) => Validator::Notary(Box::new(
-                notary::NotaryValidator::new(spec).map_err(|e| err(e.to_string()))?,
+                notary::NotaryValidator::new(spec, metrics).map_err(|e| err(e.to_string()))?,
             )),
         })
     }
@@ -129,10 +132,13 @@ pub struct Validators {
 
 impl Validators {
     /// Builds every configured validator.
-    pub async fn from_configs(configs: &[ValidatorConfig]) -> Result<Self, BuildError> {
+    pub async fn from_configs(
+        configs: &[ValidatorConfig],
+        metrics: &crate::metrics::VerifierMetrics,
+    ) -> Result<Self, BuildError> {
         let mut by_name = HashMap::with_capacity(configs.len());
         for c in configs {
-            by_name.insert(c.name.clone(), Validator::from_config(c).await?);
+            by_name.insert(c.name.clone(), Validator::from_config(c, metrics).await?);
         }
         Ok(Validators { by_name })
     }

@@ -58,13 +58,17 @@ pub struct CosignValidator {
 
 impl CosignValidator {
     /// Builds the validator and its registry client.
-    pub async fn new(spec: &CosignSpec) -> Result<Self, CosignBuildError> {
+    pub async fn new(
+        spec: &CosignSpec,
+        metrics: &crate::metrics::VerifierMetrics,
+    ) -> Result<Self, CosignBuildError> {
         let registry = RegistryClient::new(RegistrySettings {
             extra_ca_pem: spec.registry_ca.clone(),
             credentials: spec.credentials.clone(),
             insecure_hosts: spec.insecure_registries.iter().cloned().collect(),
             request_timeout: REGISTRY_REQUEST_TIMEOUT,
             connect_timeout: REGISTRY_CONNECT_TIMEOUT,
+            metrics: metrics.clone(),
         })?;
         let mut spec = spec.clone();
         if let Some(source) = &spec.sigstore {

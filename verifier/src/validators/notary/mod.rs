@@ -49,7 +49,10 @@ pub struct NotaryValidator {
 
 impl NotaryValidator {
     /// Builds the validator and its HTTP client.
-    pub fn new(spec: &NotarySpec) -> Result<Self, ClientBuildError> {
+    pub fn new(
+        spec: &NotarySpec,
+        metrics: &crate::metrics::VerifierMetrics,
+    ) -> Result<Self, ClientBuildError> {
         let mut credentials = std::collections::HashMap::new();
         if let Some(c) = &spec.credential {
             credentials.insert(spec.host_key.clone(), c.clone());
@@ -60,6 +63,7 @@ impl NotaryValidator {
             insecure_hosts: Default::default(),
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            metrics: metrics.clone(),
         })?;
         Ok(NotaryValidator {
             spec: spec.clone(),
