@@ -9,14 +9,14 @@ export PROTOC=${PROTOC:-/usr/bin/protoc}
 export PORTCULLIS_PYTHON="$PWD/.local/venv/bin/python"
 export PATH="$PWD/.local/venv/bin:$PATH"
 
-echo "== Kubernetes manifests"
-bash deploy/test-manifests.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (binaries used by the end-to-end tests)"
 cargo build --workspace --locked
+echo "== Kubernetes manifests"
+bash deploy/test-manifests.sh
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
