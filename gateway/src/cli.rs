@@ -82,6 +82,22 @@ pub struct Cli {
     /// How often each verifier's health is checked, in milliseconds.
     #[arg(long, env = "PORTCULLIS_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// The gateway config file (YAML): detection mode, resource validation
+    /// mode, namespace scoping, child and unchanged approval, alerting, audit
+    /// log. See the README. Default: all off except child and unchanged
+    /// approval; audit log to stdout.
+    #[arg(long, env = "PORTCULLIS_GATEWAY_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// The Kubernetes API server URL, for namespace labels and owner
+    /// lookups. Default: in-cluster service account, or kubeconfig.
+    #[arg(long, env = "PORTCULLIS_KUBE_API_URL")]
+    pub kube_api_url: Option<String>,
+    /// CA bundle (PEM) of the API server given by --kube-api-url.
+    #[arg(long, env = "PORTCULLIS_KUBE_CA")]
+    pub kube_ca: Option<std::path::PathBuf>,
+    /// Bearer token file for --kube-api-url.
+    #[arg(long, env = "PORTCULLIS_KUBE_TOKEN_FILE")]
+    pub kube_token_file: Option<std::path::PathBuf>,
     /// How often `dns:///` verifier names are re-resolved, in milliseconds.
     #[arg(long, env = "PORTCULLIS_DNS_REFRESH_MS", default_value_t = 5000)]
     pub dns_refresh_ms: u64,

@@ -15,17 +15,14 @@ use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
-use crate::admission::{self, AdmissionLimits, WebhookKind};
+use crate::admission::{self, WebhookKind};
 use crate::metrics::{GatewayMetrics, render};
-use crate::pool::VerifierPool;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The verifiers.
-    pub pool: Arc<VerifierPool>,
-    /// Per-admission limits.
-    pub limits: AdmissionLimits,
+    /// The admission pipeline (verifiers, modes, alerts, audit).
+    pub admission: Arc<crate::admission::pipeline::Admission>,
     /// The largest accepted body, in bytes.
     pub body_limit: usize,
     /// Metrics handles.
@@ -58,7 +55,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.pool.any_healthy() {
+    if state.admission.pool.any_healthy() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
@@ -172,7 +169,7 @@ async fn handle(state: AppState, webhook: WebhookKind, request: Request) -> Resp
     let namespace = request.namespace.clone().unwrap_or_default();
     let name = request.name.clone().unwrap_or_default();
     let operation = request.operation.clone();
-    let decision = admission::decide(request, webhook, &state.pool, state.limits, started).await;
+    let decision = state.admission.decide(request, webhook, started).await;
     let allowed = decision.review.response.allowed;
     count(if allowed { "allowed" } else { "denied" });
     for (_, r) in decision.verdicts.iter() {

@@ -10,7 +10,11 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod alerts;
+pub mod audit;
 pub mod cli;
+pub mod cluster;
+pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod metrics;

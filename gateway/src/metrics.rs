@@ -32,6 +32,14 @@ pub struct GatewayMetrics {
     pub verifier_endpoints: Gauge,
     /// `portcullis_tls_reloads_total{what}`.
     pub tls_reloads: Family<Labels, Counter>,
+    /// `portcullis_would_deny_total{endpoint}`: denials turned into allows by
+    /// detection mode.
+    pub would_deny: Family<Labels, Counter>,
+    /// `portcullis_skipped_total{reason}`: admissions allowed without
+    /// verification (deleting, unchanged, child, namespace, podsOnly).
+    pub skipped: Family<Labels, Counter>,
+    /// `portcullis_alerts_total{event, result}`: `sent`, `failed`, `dropped`.
+    pub alerts: Family<Labels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -52,6 +60,9 @@ impl GatewayMetrics {
             verifier_healthy: Family::default(),
             verifier_endpoints: Gauge::default(),
             tls_reloads: Family::default(),
+            would_deny: Family::default(),
+            skipped: Family::default(),
+            alerts: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("portcullis");
         r.register(
@@ -93,6 +104,21 @@ impl GatewayMetrics {
             "tls_reloads",
             "Certificate reloads from disk",
             m.tls_reloads.clone(),
+        );
+        r.register(
+            "would_deny",
+            "Denials allowed by detection mode",
+            m.would_deny.clone(),
+        );
+        r.register(
+            "skipped",
+            "Admissions allowed without verification, by reason",
+            m.skipped.clone(),
+        );
+        r.register(
+            "alerts",
+            "Alert deliveries by event and result",
+            m.alerts.clone(),
         );
         m
     }

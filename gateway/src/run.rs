@@ -7,7 +7,12 @@ use prometheus_client::registry::Registry;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::admission::AdmissionLimits;
+use crate::admission::pipeline::Admission;
+use crate::alerts::Alerter;
+use crate::audit::AuditLog;
 use crate::cli::Cli;
+use crate::cluster::{Cluster, ClusterSettings};
+use crate::config::GatewayConfig;
 use crate::discovery::{self, NameResolver, Target, TargetError};
 use crate::http::{AppState, router};
 use crate::metrics::GatewayMetrics;
@@ -33,6 +38,15 @@ pub enum StartError {
     /// The serving certificate cannot be loaded.
     #[error("--tls-cert/--tls-key: {0}")]
     Tls(std::io::Error),
+    /// The config file is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// An alert receiver cannot be set up.
+    #[error("alerting: {0}")]
+    Alerting(String),
+    /// The audit log cannot be opened.
+    #[error("auditLog.path {0}: {1}")]
+    Audit(String, std::io::Error),
     /// A `--verifier` entry is malformed.
     #[error("--verifier: {0}")]
     Target(#[from] TargetError),
@@ -84,6 +98,11 @@ pub async fn run(
     cli: Cli,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let config = match &cli.config {
+        Some(path) => crate::config::load_file(path)?,
+        None => GatewayConfig::default(),
+    };
+    let cluster = connect_cluster(&cli, &config).await;
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
     let targets = cli
@@ -146,12 +165,21 @@ pub async fn run(
         Duration::from_millis(cli.tls_reload_interval_ms.max(100)),
         metrics.clone(),
     );
-    let state = AppState {
+    let admission = Admission {
         pool,
         limits: AdmissionLimits {
             deadline: Duration::from_millis(cli.deadline_ms),
             max_images: cli.max_images,
         },
+        alerter: Alerter::new(&config.alerting, metrics.clone()).map_err(StartError::Alerting)?,
+        audit: AuditLog::open(&config.audit_log.path)
+            .map_err(|e| StartError::Audit(config.audit_log.path.clone(), e))?,
+        cluster,
+        config: Arc::new(config),
+        metrics: metrics.clone(),
+    };
+    let state = AppState {
+        admission: Arc::new(admission),
         body_limit: cli.max_body_bytes,
         metrics,
         registry: Arc::new(registry),
@@ -246,4 +274,25 @@ fn spawn_client_tls_reloader(cli: &Cli, pool: Arc<VerifierPool>) {
             }
         }
     });
+}
+
+/// Connects to the Kubernetes API when a feature needs it (child approval,
+/// namespace scoping). Without access those features verify normally.
+async fn connect_cluster(cli: &Cli, config: &GatewayConfig) -> Option<Cluster> {
+    let needed = config.automatic_child_approval.enabled || config.namespaced_validation.enabled;
+    if !needed {
+        return None;
+    }
+    let settings = ClusterSettings {
+        api_url: cli.kube_api_url.clone(),
+        ca: cli.kube_ca.clone(),
+        token_file: cli.kube_token_file.clone(),
+    };
+    match Cluster::connect(&settings).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes API access: child approval and namespace scoping will verify normally");
+            None
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 pub mod extract;
 pub mod outcome;
+pub mod pipeline;
 pub mod review;
+pub mod shortcuts;
 
 use std::time::Duration;
 
@@ -66,15 +68,6 @@ pub enum BadReview {
     NoRequest,
 }
 
-/// What was decided, for the HTTP layer's logs and metrics.
-#[derive(Debug)]
-pub struct Decision {
-    /// The response to send.
-    pub review: AdmissionReviewResponse,
-    /// The per-image verdicts.
-    pub verdicts: Verdicts,
-}
-
 /// Parses a review body.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
     let review: AdmissionReview =
@@ -88,33 +81,23 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
     review.request.ok_or(BadReview::NoRequest)
 }
 
-/// Decides on a parsed request. `started` is when the request arrived: the
-/// deadline runs from then.
-pub async fn decide(
-    request: AdmissionRequest,
-    webhook: WebhookKind,
+/// The verdicts of an object's images: each distinct image is verified in
+/// parallel, or denied at once when there are more than the limit allows.
+pub async fn judge(
+    extraction: &Extraction,
+    request: &AdmissionRequest,
     pool: &VerifierPool,
     limits: AdmissionLimits,
-    started: Instant,
-) -> Decision {
-    let deadline = started + limits.deadline;
-    let uid = request.uid.clone();
-    let object = match (&request.object, request.operation.as_str()) {
-        (_, "DELETE" | "CONNECT") | (None, _) => return allow(uid, Verdicts::default(), None),
-        (Some(object), _) => object,
-    };
-    let extraction = match extract::extract(&request.kind.kind, object) {
-        Ok(e) => e,
-        Err(e) => return deny(uid, Verdicts::default(), vec![e.to_string()]),
-    };
+    deadline: Instant,
+) -> Verdicts {
     let images = extraction.unique_images();
-    let verdicts = if images.len() > limits.max_images {
+    if images.len() > limits.max_images {
         let message = format!(
             "the object names {} distinct images; at most {} are verified per admission",
             images.len(),
             limits.max_images
         );
-        Verdicts::new(
+        return Verdicts::new(
             images
                 .iter()
                 .map(|i| {
@@ -124,23 +107,18 @@ pub async fn decide(
                     )
                 })
                 .collect(),
-        )
-    } else {
-        verify_all(&images, &request, &extraction, pool, deadline).await
-    };
-    if !verdicts.all_allowed() {
-        let lines = verdicts.deny_lines();
-        return deny(uid, verdicts, lines);
+        );
     }
-    let patch = match webhook {
-        WebhookKind::Mutate => verdicts.pin_patch(&extraction.sites),
-        WebhookKind::Validate => Vec::new(),
-    };
-    let patch = (!patch.is_empty()).then(|| {
+    verify_all(&images, request, extraction, pool, deadline).await
+}
+
+/// The base64 JSON Patch pinning verified images, if any.
+pub fn patch_for(verdicts: &Verdicts, extraction: &Extraction) -> Option<String> {
+    let patch = verdicts.pin_patch(&extraction.sites);
+    (!patch.is_empty()).then(|| {
         let json = serde_json::to_vec(&patch).unwrap_or_default();
         base64::engine::general_purpose::STANDARD.encode(json)
-    });
-    allow(uid, verdicts, patch)
+    })
 }
 
 /// Verifies every distinct image in parallel, one call each.
@@ -182,35 +160,36 @@ async fn verify_all(
     Verdicts::new(futures::future::join_all(calls).await)
 }
 
-fn allow(uid: String, verdicts: Verdicts, patch: Option<String>) -> Decision {
-    Decision {
-        review: wrap(AdmissionResponse {
-            uid,
-            allowed: true,
-            status: None,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            warnings: Vec::new(),
-        }),
-        verdicts,
-    }
+/// An allowing response, with an optional patch (and `patchType` only with
+/// it) and warnings.
+pub fn allow_response(
+    uid: String,
+    patch: Option<String>,
+    warnings: Vec<String>,
+) -> AdmissionReviewResponse {
+    wrap(AdmissionResponse {
+        uid,
+        allowed: true,
+        status: None,
+        patch_type: patch.as_ref().map(|_| "JSONPatch"),
+        patch,
+        warnings,
+    })
 }
 
-fn deny(uid: String, verdicts: Verdicts, lines: Vec<String>) -> Decision {
-    Decision {
-        review: wrap(AdmissionResponse {
-            uid,
-            allowed: false,
-            status: Some(Status {
-                code: 403,
-                message: lines.join("\n"),
-            }),
-            patch_type: None,
-            patch: None,
-            warnings: Vec::new(),
+/// A denying response; `lines` become the message, one per line.
+pub fn deny_response(uid: String, lines: &[String]) -> AdmissionReviewResponse {
+    wrap(AdmissionResponse {
+        uid,
+        allowed: false,
+        status: Some(Status {
+            code: 403,
+            message: lines.join("\n"),
         }),
-        verdicts,
-    }
+        patch_type: None,
+        patch: None,
+        warnings: Vec::new(),
+    })
 }
 
 fn wrap(response: AdmissionResponse) -> AdmissionReviewResponse {

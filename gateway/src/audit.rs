@@ -1,0 +1,137 @@
+//! The audit log: one JSON line per admission decision, to stdout or a
+//! file, written by a background task so that a slow disk never delays
+//! admission. This is what a security team greps after an incident.
+//!
+//! Schema (every field always present; `null` where unknown):
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `time` | string | RFC 3339 time of the decision |
+//! | `uid` | string | AdmissionReview request uid |
+//! | `namespace`, `kind`, `name`, `operation` | string | the object |
+//! | `endpoint` | string | `mutate` or `validate` |
+//! | `allowed` | bool | the answer sent to the API server |
+//! | `decision` | string | `allowed`, `denied`, `would_deny` (detection mode), or `skipped` |
+//! | `skip_reason` | string/null | why nothing was verified: `deleting`, `unchanged`, `child`, `namespace`, `no_images`, `operation` |
+//! | `mode` | object | `{"detection": bool, "resource_validation": "all"/"podsOnly"}` |
+//! | `images` | array | per image: `image`, `allowed`, `digest`, `reason`, `source` (`fresh`, `cache_l1`, `cache_l2`, `coalesced`, `gateway`), `rule`, `validator` |
+//! | `warnings` | array of string | warnings sent with the answer |
+//! | `latency_ms` | number | time to decide |
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// One image's line in the audit record.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditImage {
+    /// The image as written.
+    pub image: String,
+    /// Its verdict.
+    pub allowed: bool,
+    /// The verified digest, or null.
+    pub digest: Option<String>,
+    /// `CODE (detail)`.
+    pub reason: String,
+    /// Where the verdict came from.
+    pub source: String,
+    /// The matched rule, or null.
+    pub rule: Option<String>,
+    /// The validator, or null.
+    pub validator: Option<String>,
+}
+
+/// The modes in force.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditMode {
+    /// Detection mode.
+    pub detection: bool,
+    /// `all` or `podsOnly`.
+    pub resource_validation: &'static str,
+}
+
+/// One admission decision.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditRecord {
+    /// RFC 3339.
+    pub time: String,
+    /// Request uid.
+    pub uid: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// CREATE, UPDATE, ...
+    pub operation: String,
+    /// `mutate` or `validate`.
+    pub endpoint: &'static str,
+    /// The answer.
+    pub allowed: bool,
+    /// `allowed`, `denied`, `would_deny`, `skipped`.
+    pub decision: &'static str,
+    /// Why verification was skipped, if it was.
+    pub skip_reason: Option<&'static str>,
+    /// Modes.
+    pub mode: AuditMode,
+    /// Per image.
+    pub images: Vec<AuditImage>,
+    /// Warnings returned.
+    pub warnings: Vec<String>,
+    /// Decision latency.
+    pub latency_ms: f64,
+}
+
+/// Where audit lines go.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: Option<tokio::sync::mpsc::Sender<String>>,
+}
+
+impl AuditLog {
+    /// `-` is stdout, `""` is off, anything else a file (appended).
+    pub fn open(path: &str) -> std::io::Result<Self> {
+        if path.is_empty() {
+            return Ok(AuditLog { tx: None });
+        }
+        let mut out: Box<dyn Write + Send> = if path == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
+        std::thread::Builder::new()
+            .name("audit-log".into())
+            .spawn(move || {
+                while let Some(line) = rx.blocking_recv() {
+                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                        // Keep consuming so senders never block.
+                        continue;
+                    }
+                }
+            })?;
+        Ok(AuditLog { tx: Some(tx) })
+    }
+
+    /// Records one decision (dropped, with a warning, if the writer is far
+    /// behind).
+    pub fn record(&self, record: &AuditRecord) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        match serde_json::to_string(record) {
+            Ok(line) => {
+                if tx.try_send(line).is_err() {
+                    tracing::warn!(uid = %record.uid, "audit log writer is behind; a record was dropped");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot encode an audit record"),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Read-only access to the Kubernetes API (the `kube` crate), for the
+//! features that need more than the AdmissionReview carries: namespace
+//! labels and workload owners. Least privilege: `get` on namespaces and on
+//! the owner kinds below (see `deploy/kubernetes`).
+//!
+//! Kinds map to resources through a fixed table, never by appending "s".
+//! Namespace labels are cached for 30 s. Every failure is an error the
+//! caller turns into "verify normally": nothing here can allow by itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+
+/// How to reach the API server.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSettings {
+    /// The API server URL; `None` means in-cluster (service account) or
+    /// kubeconfig discovery.
+    pub api_url: Option<String>,
+    /// CA bundle (PEM) of the API server, with `api_url`.
+    pub ca: Option<PathBuf>,
+    /// Bearer token file, with `api_url` (reloaded by kube when it changes).
+    pub token_file: Option<PathBuf>,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The kind is not one we know how to read.
+    #[error("unsupported owner kind {0}")]
+    UnknownKind(String),
+    /// The API server answered with an error or could not be reached.
+    #[error("kubernetes API: {0}")]
+    Api(String),
+    /// Took too long.
+    #[error("kubernetes API did not answer in time")]
+    Timeout,
+}
+
+/// The resource (plural) of each kind we read.
+pub fn resource_of(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Namespace" => "namespaces",
+        "Pod" => "pods",
+        "Secret" => "secrets",
+        "ReplicaSet" => "replicasets",
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        "Job" => "jobs",
+        "CronJob" => "cronjobs",
+        "ReplicationController" => "replicationcontrollers",
+        _ => return None,
+    })
+}
+
+/// A read-only Kubernetes client.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    labels: moka::future::Cache<String, BTreeMap<String, String>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects (lazily: no request is made here).
+    pub async fn connect(settings: &ClusterSettings) -> Result<Self, ClusterError> {
+        let config = match &settings.api_url {
+            Some(url) => {
+                let uri: axum::http::Uri = url
+                    .parse()
+                    .map_err(|e| ClusterError::Api(format!("bad API URL {url}: {e}")))?;
+                let mut config = kube::Config::new(uri);
+                if let Some(ca) = &settings.ca {
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| ClusterError::Api(format!("{}: {e}", ca.display())))?;
+                    let certs: Vec<Vec<u8>> = pem::parse_many(&pem)
+                        .map_err(|e| ClusterError::Api(format!("{}: {e}", ca.display())))?
+                        .into_iter()
+                        .map(|p| p.contents().to_vec())
+                        .collect();
+                    config.root_cert = Some(certs);
+                }
+                if let Some(token) = &settings.token_file {
+                    config.auth_info.token_file = Some(token.display().to_string());
+                }
+                config
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| ClusterError::Api(e.to_string()))?,
+        };
+        let client =
+            kube::Client::try_from(config).map_err(|e| ClusterError::Api(e.to_string()))?;
+        Ok(Cluster {
+            client,
+            labels: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+            timeout: Duration::from_secs(2),
+        })
+    }
+
+    fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, ClusterError> {
+        let plural =
+            resource_of(kind).ok_or_else(|| ClusterError::UnknownKind(kind.to_string()))?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        Ok(match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// Reads one object.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<DynamicObject, ClusterError> {
+        let api = self.api(api_version, kind, namespace)?;
+        match tokio::time::timeout(self.timeout, api.get(name)).await {
+            Ok(Ok(o)) => Ok(o),
+            Ok(Err(e)) => Err(ClusterError::Api(e.to_string())),
+            Err(_) => Err(ClusterError::Timeout),
+        }
+    }
+
+    /// The labels of `namespace` (cached 30 s).
+    pub async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Result<BTreeMap<String, String>, ClusterError> {
+        if let Some(labels) = self.labels.get(namespace).await {
+            return Ok(labels);
+        }
+        let ns = self.get("v1", "Namespace", None, namespace).await?;
+        let labels = ns.metadata.labels.unwrap_or_default();
+        self.labels
+            .insert(namespace.to_string(), labels.clone())
+            .await;
+        Ok(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_plurals() {
+        assert_eq!(resource_of("ReplicaSet"), Some("replicasets"));
+        assert_eq!(
+            resource_of("ReplicationController"),
+            Some("replicationcontrollers")
+        );
+        assert_eq!(resource_of("Ingress"), None, "no naive pluralisation");
+    }
+}

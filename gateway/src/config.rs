@@ -1,0 +1,364 @@
+//! The gateway's config file (`--config FILE`, YAML): the operating modes
+//! that decide whether a platform team can roll Portcullis out safely. Key
+//! names follow Connaisseur v3 so that users can migrate.
+//!
+//! ```yaml
+//! detectionMode: false                 # denies become allows with warnings
+//! resourceValidationMode: all          # or podsOnly
+//! namespacedValidation: {enabled: false, mode: ignore}   # or validate
+//! automaticChildApproval: {enabled: true}
+//! automaticUnchangedApproval: {enabled: true}
+//! auditLog: {path: "-"}                # "-" is stdout; or a file
+//! alerting:
+//!   clusterIdentifier: prod-eu-1
+//!   admitRequest: {receivers: [...]}
+//!   rejectRequest: {receivers: [...]}
+//! ```
+//!
+//! Loading is strict: unknown keys and contradictions are errors naming the
+//! file and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The validated gateway config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayConfig {
+    /// Denies become allows with warnings, logged and counted as "would
+    /// deny".
+    #[serde(default)]
+    pub detection_mode: bool,
+    /// Which resources are enforced.
+    #[serde(default)]
+    pub resource_validation_mode: ResourceValidationMode,
+    /// Namespace scoping by label.
+    #[serde(default)]
+    pub namespaced_validation: NamespacedValidation,
+    /// Approve Pods/ReplicaSets whose owner holds the same images.
+    #[serde(default)]
+    pub automatic_child_approval: Toggle,
+    /// Approve UPDATEs that change no image.
+    #[serde(default)]
+    pub automatic_unchanged_approval: Toggle,
+    /// Where the audit log goes.
+    #[serde(default)]
+    pub audit_log: AuditLog,
+    /// Alert receivers.
+    #[serde(default)]
+    pub alerting: Alerting,
+}
+
+/// Which resources are enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum ResourceValidationMode {
+    /// Every kind the webhook sends.
+    #[default]
+    #[serde(rename = "all")]
+    All,
+    /// Only Pods; workload controllers are allowed with warnings, no patch.
+    #[serde(rename = "podsOnly")]
+    PodsOnly,
+}
+
+/// On/off switch with Connaisseur's shape (`{enabled: bool}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    /// Whether it is on.
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Toggle { enabled: true }
+    }
+}
+
+/// Namespace scoping by the label `portcullis.dev/webhook`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacedValidation {
+    /// Whether the gateway checks namespace labels itself (the webhook's
+    /// namespaceSelector does it first).
+    #[serde(default)]
+    pub enabled: bool,
+    /// `ignore`: skip namespaces labelled `ignore`; `validate`: enforce only
+    /// namespaces labelled `validate`.
+    #[serde(default)]
+    pub mode: NamespaceMode,
+}
+
+/// How the namespace label is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum NamespaceMode {
+    /// Enforce everywhere but in namespaces labelled `ignore`.
+    #[default]
+    #[serde(rename = "ignore")]
+    Ignore,
+    /// Enforce only in namespaces labelled `validate`.
+    #[serde(rename = "validate")]
+    Validate,
+}
+
+/// The namespace label key.
+pub const NAMESPACE_LABEL: &str = "portcullis.dev/webhook";
+
+/// Audit log destination.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLog {
+    /// `-` for stdout, a file path, or `""` to turn it off.
+    pub path: String,
+}
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        AuditLog {
+            path: "-".to_string(),
+        }
+    }
+}
+
+/// Alerting, in Connaisseur's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Alerting {
+    /// Names the cluster in alerts.
+    #[serde(default)]
+    pub cluster_identifier: String,
+    /// Receivers notified when a request is admitted.
+    #[serde(default)]
+    pub admit_request: Option<Receivers>,
+    /// Receivers notified when a request is rejected (or, in detection mode,
+    /// would be).
+    #[serde(default)]
+    pub reject_request: Option<Receivers>,
+}
+
+/// A list of receivers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receivers {
+    /// The receivers.
+    pub receivers: Vec<Receiver>,
+}
+
+/// One alert receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Receiver {
+    /// `slack`, `opsgenie`, `teams`, `generic`, or a path to a template
+    /// file.
+    pub template: String,
+    /// Where to POST.
+    pub receiver_url: String,
+    /// Priority (1 highest … 5), a template variable.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Extra headers, `Name: value`.
+    #[serde(default)]
+    pub custom_headers: Vec<String>,
+    /// Extra top-level fields merged into the JSON payload.
+    #[serde(default)]
+    pub payload_fields: BTreeMap<String, serde_json::Value>,
+    /// Deliver synchronously within the admission deadline, and deny the
+    /// request when delivery fails.
+    #[serde(default)]
+    pub fail_if_alert_sending_fails: bool,
+}
+
+fn default_priority() -> u8 {
+    3
+}
+
+/// A config error: `FILE: FIELD: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The field, or "".
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "config error in {}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "config error in {}: {}: {}",
+                self.file, self.field, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a gateway config file.
+pub fn load_file(path: &Path) -> Result<GatewayConfig, ConfigError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: label.clone(),
+        field: String::new(),
+        message: format!("cannot read the file: {e}"),
+    })?;
+    parse_str(&text, &label)
+}
+
+/// Validates config text; `file` labels errors.
+pub fn parse_str(text: &str, file: &str) -> Result<GatewayConfig, ConfigError> {
+    let err = |field: &str, message: String| ConfigError {
+        file: file.to_string(),
+        field: field.to_string(),
+        message,
+    };
+    let config: GatewayConfig = if text.trim().is_empty() {
+        GatewayConfig::default()
+    } else {
+        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(
+            |e| {
+                let path = e.path().to_string();
+                err(
+                    if path == "." { "" } else { &path },
+                    e.into_inner().to_string(),
+                )
+            },
+        )?
+    };
+    let lists = [
+        ("alerting.admitRequest", &config.alerting.admit_request),
+        ("alerting.rejectRequest", &config.alerting.reject_request),
+    ];
+    for (at, receivers) in lists {
+        for (i, r) in receivers
+            .iter()
+            .flat_map(|r| r.receivers.iter())
+            .enumerate()
+        {
+            let field = |f: &str| format!("{at}.receivers[{i}].{f}");
+            url_ok(&r.receiver_url).map_err(|m| err(&field("receiverUrl"), m))?;
+            if !(1..=5).contains(&r.priority) {
+                return Err(err(&field("priority"), "must be between 1 and 5".into()));
+            }
+            for (j, h) in r.custom_headers.iter().enumerate() {
+                if h.split_once(':')
+                    .is_none_or(|(name, _)| name.trim().is_empty())
+                {
+                    return Err(err(
+                        &format!("{}[{j}]", field("customHeaders")),
+                        "expected `Name: value`".into(),
+                    ));
+                }
+            }
+            match r.template.as_str() {
+                "slack" | "opsgenie" | "teams" | "generic" => {}
+                path => {
+                    std::fs::read_to_string(path).map_err(|e| {
+                        err(
+                            &field("template"),
+                            format!("not a built-in template (slack, opsgenie, teams, generic) and not a readable file: {e}"),
+                        )
+                    })?;
+                }
+            }
+            if r.fail_if_alert_sending_fails && config.detection_mode {
+                return Err(err(
+                    &field("failIfAlertSendingFails"),
+                    "cannot be combined with detectionMode: detection mode never denies, so a failed alert could not deny either"
+                        .into(),
+                ));
+            }
+        }
+    }
+    if config.audit_log.path != "-" && !config.audit_log.path.is_empty() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.audit_log.path)
+            .map_err(|e| {
+                err(
+                    "auditLog.path",
+                    format!("cannot open {}: {e}", config.audit_log.path),
+                )
+            })?;
+    }
+    Ok(config)
+}
+
+fn url_ok(s: &str) -> Result<(), String> {
+    let scheme = s.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("https" | "http") if s.len() > "https://".len() => Ok(()),
+        _ => Err(format!("{s:?} is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_full_config() {
+        let c = parse_str("", "g.yaml").unwrap();
+        assert!(!c.detection_mode);
+        assert!(c.automatic_child_approval.enabled);
+        assert!(c.automatic_unchanged_approval.enabled);
+        assert_eq!(c.audit_log.path, "-");
+        let c = parse_str(
+            r#"
+detectionMode: true
+resourceValidationMode: podsOnly
+namespacedValidation: {enabled: true, mode: validate}
+automaticChildApproval: {enabled: false}
+alerting:
+  clusterIdentifier: prod
+  rejectRequest:
+    receivers:
+      - {template: slack, receiverUrl: "https://hooks.example/x", priority: 1, customHeaders: ["X-Token: t"]}
+"#,
+            "g.yaml",
+        )
+        .unwrap();
+        assert!(c.detection_mode);
+        assert_eq!(c.resource_validation_mode, ResourceValidationMode::PodsOnly);
+        assert_eq!(c.namespaced_validation.mode, NamespaceMode::Validate);
+        assert!(!c.automatic_child_approval.enabled);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = parse_str("detectionMode: true\nfoo: 1\n", "g.yaml").unwrap_err();
+        assert_eq!((e.file.as_str(), e.field.as_str()), ("g.yaml", "foo"));
+        let e = parse_str("resourceValidationMode: some\n", "g.yaml").unwrap_err();
+        assert_eq!(e.field, "resourceValidationMode");
+        let e = parse_str(
+            "detectionMode: true\nalerting:\n  rejectRequest:\n    receivers:\n      - {template: slack, receiverUrl: 'https://x/y', failIfAlertSendingFails: true}\n",
+            "g.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.field,
+            "alerting.rejectRequest.receivers[0].failIfAlertSendingFails"
+        );
+        let e = parse_str(
+            "alerting:\n  admitRequest:\n    receivers:\n      - {template: /nonexistent/t.json, receiverUrl: 'https://x/y'}\n",
+            "g.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "alerting.admitRequest.receivers[0].template");
+        let e = parse_str(
+            "alerting:\n  admitRequest:\n    receivers:\n      - {template: slack, receiverUrl: 'ftp://x'}\n",
+            "g.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "alerting.admitRequest.receivers[0].receiverUrl");
+    }
+}
