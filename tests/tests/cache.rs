@@ -95,8 +95,12 @@ async fn burst_across_two_verifiers_hits_the_registry_once() {
     let redis = Redis::start(None);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &config_for(&reg.host(), &["alice"]));
-    let a = verifier(&config, &redis, &[], dir.path());
-    let b = verifier(&config, &redis, &[], dir.path());
+    // A generous Redis budget: this test is about coalescing, and CI runs
+    // many tests at once on two cores (the budget's own behaviour is tested
+    // by the Redis-killed case).
+    let budget = ["--redis-budget-ms", "1000"];
+    let a = verifier(&config, &redis, &budget, dir.path());
+    let b = verifier(&config, &redis, &budget, dir.path());
     let clients = [a.verifier.client().await, b.verifier.client().await];
     let calls = (0..500).map(|i| {
         let mut client = clients[i % 2].clone();
