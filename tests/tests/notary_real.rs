@@ -373,6 +373,8 @@ async fn burst_across_two_verifiers_fetches_each_role_once() {
         url.as_str(),
         "--cache-hmac-key-file",
         hmac.to_str().unwrap(),
+        "--redis-budget-ms",
+        "1000",
     ];
     let a = tokio::task::block_in_place(|| Verifier::start_with_file(&path, &args));
     let b = tokio::task::block_in_place(|| Verifier::start_with_file(&path, &args));
