@@ -4,12 +4,12 @@
 // catalogue's `fresh` images are dealt out in order, each used exactly once,
 // and the run ends when they are used up (COUNT limits it further).
 //
-//   TARGET=... IMAGES=images.json RATE=100 k6 run loadtest/cold.js
+//   TARGET=... IMAGES=images.json RATE=20 k6 run loadtest/cold.js
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
 import { images, podReview, deploymentReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats, prng } from './lib.js';
 
-const RATE = Number(__ENV.RATE || 100);
+const RATE = Number(__ENV.RATE || 20);
 const FRESH = images('fresh');
 const LIMIT = Math.min(Number(__ENV.COUNT || FRESH.length), FRESH.length);
 
@@ -40,8 +40,15 @@ const DURATION = __ENV.DURATION || `${Math.max(1, Math.ceil(PLAN.length / RATE))
 
 export const options = {
   insecureSkipTLSVerify: true,
-  scenarios: { cold: arrival(RATE, DURATION) },
-  thresholds: thresholds(Number(__ENV.P99_MS || 1000)),
+  // Cold admissions wait on the registry: pre-allocate enough VUs that no
+  // planned admission is dropped while k6 starts more.
+  scenarios: {
+    cold: arrival(RATE, DURATION, {
+      preAllocatedVUs: Number(__ENV.VUS || Math.max(20, Math.min(PLAN.length, RATE * 2))),
+      maxVUs: Number(__ENV.MAX_VUS || Math.max(200, RATE * 5)),
+    }),
+  },
+  thresholds: thresholds(Number(__ENV.P99_MS || 1000), { dropped_iterations: ['count==0'] }),
   summaryTrendStats,
 };
 

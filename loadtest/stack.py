@@ -50,7 +50,7 @@ SCENARIOS = {
     # rate: arrivals/s; duration: k6 duration; p99: threshold (ms)
     "warm": {"rate": 1000, "duration": "60s", "p99": 5},
     "mixed": {"rate": 500, "duration": "60s", "p99": 250},
-    "cold": {"rate": 100, "duration": None, "p99": 1000},
+    "cold": {"rate": 20, "duration": None, "p99": 1000},
     "rollout": {"rate": None, "duration": None, "p99": 1000, "count": 1000, "seconds": 3},
     "deny": {"rate": 500, "duration": "30s", "p99": 100},
     "static": {"rate": 1000, "duration": "30s", "p99": 25},
@@ -361,7 +361,7 @@ def catalogue(path, registry, groups, notary):
 # ---------------------------------------------------------------------------
 
 class Snapshot:
-    def __init__(self, procs, access_log, verifier_metrics):
+    def __init__(self, procs, access_log, gateway_log, verifier_metrics):
         self.t = time.time()
         self.cpu = {}
         for name, proc in procs:
@@ -370,6 +370,7 @@ class Snapshot:
             except OSError:
                 self.cpu[name] = 0.0
         self.registry_lines = count_lines(access_log)
+        self.gateway_lines = count_lines(gateway_log)
         self.verifier_metrics = {}
         for name, url in verifier_metrics:
             try:
@@ -400,11 +401,30 @@ def registry_requests(path, start_line):
     return out
 
 
+def gateway_latency(path, start_line):
+    """Percentiles (ms) of the gateway's own elapsed_us per admission, from
+    its log (info level) after line start_line; None without such lines."""
+    xs = []
+    with open(path, errors="replace") as f:
+        for i, line in enumerate(f):
+            if i < start_line or " admission " not in line:
+                continue
+            m = re.search(r"elapsed_us=(\d+)", line)
+            if m:
+                xs.append(int(m.group(1)) / 1000.0)
+    if not xs:
+        return None
+    xs.sort()
+    pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]
+    return {"n": len(xs), "p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": xs[-1]}
+
+
 def verifications(text):
-    """{source: count} of portcullis_verifications_total."""
+    """{"validator/source": count} of portcullis_verifications_total."""
     out = {}
     for labels, v in parse_prom(text, "portcullis_verifications_total"):
-        out[labels.get("source", "?")] = out.get(labels.get("source", "?"), 0) + v
+        k = "%s/%s" % (labels.get("validator", "?"), labels.get("source", "?"))
+        out[k] = out.get(k, 0) + v
     return out
 
 
@@ -483,13 +503,13 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
     """Runs one k6 script against the stack; returns the result record."""
     names = [("gateway", ctx["gateway"])] + [("verifier-%d" % i, p) for i, p in enumerate(ctx["verifiers"])]
     others = [("registry", ctx["registry"]), ("redis", ctx["redis"])]
-    before = Snapshot(names + others, ctx["access_log"], ctx["metrics_urls"])
+    before = Snapshot(names + others, ctx["access_log"], ctx["gateway_log"], ctx["metrics_urls"])
     tag = label or scenario
     summary_path = os.path.join(ctx["run_dir"], "k6-%s-summary.json" % tag)
     env = dict(env, SUMMARY=summary_path)
     rc = run_k6("%s.js" % scenario, env, os.path.join(ctx["run_dir"], "k6-%s.log" % tag), html)
     stack.check_alive()
-    after = Snapshot(names + others, ctx["access_log"], ctx["metrics_urls"])
+    after = Snapshot(names + others, ctx["access_log"], ctx["gateway_log"], ctx["metrics_urls"])
     try:
         with open(summary_path) as f:
             k6 = json.load(f)["portcullis"]
@@ -522,6 +542,7 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
         "cpu_per_1000": {"gateway": round(per1k(cpu["gateway"]), 4),
                          "verifiers": round(per1k(verifier_cpu), 4)},
         "peak_rss_mib": {name: round(proc_status(p.pid, "VmHWM") / 1024.0, 1) for name, p in names},
+        "gateway_latency_ms": gateway_latency(ctx["gateway_log"], before.gateway_lines),
         "registry_requests": len(reqs),
         "registry_request_list": reqs if len(reqs) <= 200 else reqs[:200],
         "verifications_by_verifier": vdelta,
@@ -537,7 +558,7 @@ def fmt(x, nd=2):
 
 def table(rows, scenario):
     head = ["scenario", "target rate/s", "admissions", "throughput/s", "p50 ms", "p95 ms", "p99 ms",
-            "max ms", "errors", "dropped", "gateway CPU s/1k", "verifiers CPU s/1k",
+            "max ms", "gateway p99 ms", "errors", "dropped", "gateway CPU s/1k", "verifiers CPU s/1k",
             "gateway peak RSS MiB", "verifier peak RSS MiB", "registry requests"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -545,7 +566,8 @@ def table(rows, scenario):
         lines.append("| " + " | ".join([
             r["label"], fmt(r["k6"].get("rate", "-")), str(r["admissions"]), fmt(r["throughput"], 1),
             fmt(r["latency_ms"]["p50"]), fmt(r["latency_ms"]["p95"]), fmt(r["latency_ms"]["p99"]),
-            fmt(r["latency_ms"]["max"]), str(r["errors"]), str(r["dropped_iterations"]),
+            fmt(r["latency_ms"]["max"]),
+            fmt(r["gateway_latency_ms"]["p99"]) if r["gateway_latency_ms"] else "-", str(r["errors"]), str(r["dropped_iterations"]),
             fmt(r["cpu_per_1000"]["gateway"], 3), fmt(r["cpu_per_1000"]["verifiers"], 3),
             fmt(r["peak_rss_mib"]["gateway"], 1), "/".join(fmt(v, 1) for v in vrss),
             str(r["registry_requests"]),
@@ -675,7 +697,8 @@ def main():
         log("gateway %s, %d verifier(s), redis :%d; catalogue %s" % (target, a.verifiers, redis_port, cat_path))
         ctx = {"run_dir": run_dir, "gateway": gateway, "verifiers": verifiers, "registry": registry_proc,
                "redis": stack.procs[[p.name for p in stack.procs].index("redis")],
-               "access_log": access_log, "metrics_urls": metrics_urls}
+               "access_log": access_log, "metrics_urls": metrics_urls,
+               "gateway_log": os.path.join(run_dir, "gateway.log")}
 
         env = {"TARGET": target, "IMAGES": cat_path, "ENDPOINT": a.endpoint}
         primed = {"warm": "warm", "mixed": "repeat"}.get(a.scenario)
@@ -728,7 +751,8 @@ def main():
             checks.append(("registry requests == one verification (%d)" % a.expect_registry_requests, ok_reqs,
                            "%d: %s" % (r["registry_requests"],
                                        "; ".join("%s %s %s" % (x["method"], x["path"], x["status"]) for x in reqs))))
-            fresh = sum(v.get("fresh", 0) for v in r["verifications_by_verifier"].values())
+            fresh = sum(n for v in r["verifications_by_verifier"].values()
+                        for k, n in v.items() if k.endswith("/fresh"))
             checks.append(("fresh verifications over all verifiers == 1", fresh == 1,
                            "%d (%s)" % (fresh, json.dumps(r["verifications_by_verifier"], sort_keys=True))))
             answered = r["admissions"] == (a.count or sc["count"]) and r["errors"] == 0

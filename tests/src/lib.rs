@@ -11,9 +11,11 @@
 pub mod certs;
 pub mod config;
 pub mod dns;
+pub mod fake_kube;
 pub mod faults;
 pub mod notary;
 pub mod procs;
+pub mod receiver;
 pub mod redis;
 pub mod registry;
 pub mod review;
