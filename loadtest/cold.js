@@ -7,7 +7,7 @@
 //   TARGET=... IMAGES=images.json RATE=20 k6 run loadtest/cold.js
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
-import { images, podReview, deploymentReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats, prng } from './lib.js';
+import { images, podReview, deploymentReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats, systemTags, prng } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 20);
 const FRESH = images('fresh');
@@ -50,6 +50,7 @@ export const options = {
   },
   thresholds: thresholds(Number(__ENV.P99_MS || 1000), { dropped_iterations: ['count==0'] }),
   summaryTrendStats,
+  systemTags,
 };
 
 export function setup() {

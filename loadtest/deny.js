@@ -8,7 +8,7 @@
 //
 //   TARGET=... IMAGES=images.json RATE=500 DURATION=30s k6 run loadtest/deny.js
 import http from 'k6/http';
-import { images, workload, podReview, deploymentReview, pick, randInt, weighted, uid, post, checkAdmission, checkBadRequest, checkDeny, arrival, thresholds, summary, summaryTrendStats } from './lib.js';
+import { images, workload, podReview, deploymentReview, pick, randInt, weighted, uid, post, checkAdmission, checkBadRequest, checkDeny, arrival, thresholds, summary, summaryTrendStats, systemTags } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 500);
 const DENIED = images('denied');            // {image, allowed: false, reason}
@@ -24,6 +24,7 @@ export const options = {
   scenarios: { deny: arrival(RATE, __ENV.DURATION || '30s') },
   thresholds: thresholds(Number(__ENV.P99_MS || 100)),
   summaryTrendStats,
+  systemTags,
 };
 
 export function setup() {

@@ -8,7 +8,7 @@
 //   TARGET=... IMAGES=images.json COUNT=1000 SECONDS=3 k6 run loadtest/rollout.js
 //   TARGET=... ROLLOUT_IMAGE=registry.example.com/team/app:v42 k6 run loadtest/rollout.js
 import exec from 'k6/execution';
-import { images, replicaSetPodReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats } from './lib.js';
+import { images, replicaSetPodReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats, systemTags } from './lib.js';
 
 const COUNT = Number(__ENV.COUNT || 1000);
 const SECONDS = Number(__ENV.SECONDS || 3);
@@ -33,6 +33,7 @@ export const options = {
     dropped_iterations: ['count==0'],
   }),
   summaryTrendStats,
+  systemTags,
 };
 
 export function setup() {

@@ -597,6 +597,9 @@ def main():
                     help="rollout: registry requests of one cold key-signed verification (5)")
     ap.add_argument("--html", metavar="FILE", help="export k6's HTML web-dashboard report to FILE")
     ap.add_argument("--endpoint", default="/mutate", help="/mutate (default) or /validate")
+    ap.add_argument("--balance", choices=["rendezvous", "p2c"],
+                    help="the gateway's --balance (default: the gateway's own, rendezvous); p2c spreads "
+                         "one image over all verifiers, which exercises the cross-verifier Redis lease")
     ap.add_argument("--no-notary", action="store_true", help="do not start Notary (no dct images)")
     ap.add_argument("--keep", action="store_true", help="keep the stack up after the run until Ctrl-C")
     a = ap.parse_args()
@@ -678,7 +681,7 @@ def main():
             os.path.join(bindir, "portcullis-gateway"), "--listen", "127.0.0.1:%d" % gw_port,
             "--tls-cert", cert, "--tls-key", key,
             "--verifier", ",".join("http://127.0.0.1:%d" % p for p in grpc),
-        ], stdout_path=os.path.join(run_dir, "gateway.log"), env=venv)
+        ] + (["--balance", a.balance] if a.balance else []), stdout_path=os.path.join(run_dir, "gateway.log"), env=venv)
         target = "https://127.0.0.1:%d" % gw_port
         tls = ssl.create_default_context(cafile=cert)
         end = time.time() + 30

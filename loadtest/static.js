@@ -4,7 +4,7 @@
 // without any registry. No patch is expected (static allows pin nothing).
 //
 //   TARGET=https://127.0.0.1:8443 RATE=1000 DURATION=30s k6 run loadtest/static.js
-import { podReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats } from './lib.js';
+import { podReview, post, checkAdmission, arrival, thresholds, summary, summaryTrendStats, systemTags } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 1000);
 const IMAGES = (__ENV.STATIC_IMAGES || 'nginx:1.27,redis:7.2,busybox:1.36')
@@ -15,6 +15,7 @@ export const options = {
   scenarios: { static: arrival(RATE, __ENV.DURATION || '30s') },
   thresholds: thresholds(Number(__ENV.P99_MS || 25)),
   summaryTrendStats,
+  systemTags,
 };
 
 export function setup() {

@@ -8,16 +8,19 @@
 //
 // Target (2 cores, k6 on the same machine): 1,000/s for 60 s, p99 <= 5 ms,
 // zero errors.
-import { images, workload, pick, post, checkAdmission, prime, arrival, thresholds, summary, summaryTrendStats } from './lib.js';
+import { images, workloadPool, sendPooled, pick, prime, arrival, thresholds, summary, summaryTrendStats, systemTags } from './lib.js';
 
 const RATE = Number(__ENV.RATE || 1000);
 const WARM = images('warm');
+// Pre-serialised workloads per VU (POOL, default 100), each sent with a new uid.
+const POOL = workloadPool(() => pick(WARM));
 
 export const options = {
   insecureSkipTLSVerify: true,
   scenarios: { warm: arrival(RATE, __ENV.DURATION || '60s') },
   thresholds: thresholds(Number(__ENV.P99_MS || 5)),
   summaryTrendStats,
+  systemTags,
   setupTimeout: '300s',
 };
 
@@ -26,8 +29,7 @@ export function setup() {
 }
 
 export default function () {
-  const built = workload(() => pick(WARM));
-  checkAdmission(post(built.body), built);
+  sendPooled(POOL);
 }
 
 export function handleSummary(data) {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cache::redis::{L2, RedisSettings};
 use crate::cache::{Caches, Sizing, Ttls};
 use crate::config;
-use crate::decision::{Engine, Outcome};
+use crate::decision::{Engine, Outcome, Workload};
 use crate::metrics::VerifierMetrics;
 
 /// Portcullis verifier: matches images against the image policy and
@@ -66,6 +66,20 @@ pub struct ServeArgs {
         default_value_t = 5000
     )]
     pub tls_reload_interval_ms: u64,
+    /// Use the workload's imagePullSecrets (read through the Kubernetes API)
+    /// as registry credentials, by exact host. Off by default.
+    #[arg(long, env = "PORTCULLIS_PULL_SECRETS")]
+    pub pull_secrets: bool,
+    /// The Kubernetes API server URL (for --pull-secrets). Default:
+    /// in-cluster service account, or kubeconfig.
+    #[arg(long, env = "PORTCULLIS_KUBE_API_URL")]
+    pub kube_api_url: Option<String>,
+    /// CA bundle (PEM) of --kube-api-url.
+    #[arg(long, env = "PORTCULLIS_KUBE_CA")]
+    pub kube_ca: Option<PathBuf>,
+    /// Bearer token file for --kube-api-url.
+    #[arg(long, env = "PORTCULLIS_KUBE_TOKEN_FILE")]
+    pub kube_token_file: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -206,9 +220,13 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
         }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let outcomes =
-        futures::future::join_all(args.images.iter().map(|i| engine.decide(i, now, deadline)))
-            .await;
+    let no_workload = Workload::default();
+    let outcomes = futures::future::join_all(
+        args.images
+            .iter()
+            .map(|i| engine.decide(i, now, deadline, &no_workload)),
+    )
+    .await;
     let all_allowed = outcomes.iter().all(Outcome::allowed);
     let results: Vec<JsonResult> = args
         .images
@@ -332,7 +350,19 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = VerifierMetrics::register(&mut registry);
     let caches = Arc::new(build_caches(&args.cache, metrics).await?);
-    let engine = Arc::new(Engine::new(config, caches).await?);
+    let mut engine = Engine::new(config, caches).await?;
+    if args.pull_secrets {
+        let settings = crate::pull_secrets::KubeSettings {
+            api_url: args.kube_api_url.clone(),
+            ca: args.kube_ca.clone(),
+            token_file: args.kube_token_file.clone(),
+        };
+        let reader = crate::pull_secrets::PullSecrets::connect(&settings)
+            .await
+            .map_err(|e| format!("--pull-secrets: {e}"))?;
+        engine = engine.with_pull_secrets(reader);
+    }
+    let engine = Arc::new(engine);
     if let Some(addr) = args.metrics_listen {
         crate::server::serve_metrics(addr, Arc::new(registry)).await?;
     }

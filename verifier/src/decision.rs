@@ -10,8 +10,9 @@ use crate::cache::{CachedVerdict, Caches, verdict_key};
 use crate::config::{Config, Mode};
 use crate::error::VerifyError;
 use crate::policy::{Policy, Rule};
+use crate::pull_secrets::PullSecrets;
 use crate::reference::ImageRef;
-use crate::validators::cosign::CosignValidator;
+use crate::validators::cosign::{CosignValidator, Credentials};
 use crate::validators::{BuildError, Request, Validator, Validators, Verified};
 
 /// The policy and validators, built once from the config.
@@ -20,6 +21,17 @@ pub struct Engine {
     policy: Policy,
     validators: Validators,
     caches: Arc<Caches>,
+    pull_secrets: Option<PullSecrets>,
+}
+
+/// Who asks: the workload's namespace and `imagePullSecrets` names (used
+/// only with `--pull-secrets`).
+#[derive(Debug, Clone, Default)]
+pub struct Workload {
+    /// The namespace.
+    pub namespace: String,
+    /// The names of the workload's image pull secrets.
+    pub pull_secrets: Vec<String>,
 }
 
 /// The outcome of deciding on one image.
@@ -42,7 +54,14 @@ impl Engine {
             validators: Validators::from_configs(&config.validators, &caches.metrics).await?,
             policy: config.policy,
             caches,
+            pull_secrets: None,
         })
+    }
+
+    /// Reads workloads' pull secrets for registry credentials.
+    pub fn with_pull_secrets(mut self, pull_secrets: PullSecrets) -> Self {
+        self.pull_secrets = Some(pull_secrets);
+        self
     }
 
     /// The caches.
@@ -57,6 +76,7 @@ impl Engine {
         written: &str,
         now: DateTime<Utc>,
         deadline: tokio::time::Instant,
+        workload: &Workload,
     ) -> Outcome {
         let image = match ImageRef::parse(written) {
             Ok(image) => image,
@@ -78,7 +98,17 @@ impl Engine {
             now,
         };
         let (result, source) = match validator {
-            Validator::Cosign(cosign) => self.cosign_cached(cosign, &image, rule, deadline).await,
+            Validator::Cosign(cosign) => {
+                let credentials = match &self.pull_secrets {
+                    Some(ps) if !workload.pull_secrets.is_empty() => Some(
+                        ps.credentials(&workload.namespace, &workload.pull_secrets)
+                            .await,
+                    ),
+                    _ => None,
+                };
+                self.cosign_cached(cosign, &image, rule, deadline, credentials.as_ref())
+                    .await
+            }
             other => (
                 other
                     .validate(&rule.validator, request, &self.caches, deadline)
@@ -103,6 +133,7 @@ impl Engine {
         image: &ImageRef,
         rule: &Rule,
         deadline: tokio::time::Instant,
+        credentials: Option<&Credentials>,
     ) -> (Result<Verified, VerifyError>, Source) {
         let ttls = self.caches.ttls;
         let digest = match (image.digest(), image.tag()) {
@@ -113,7 +144,10 @@ impl Engine {
                     .caches
                     .tags
                     .get_or_compute(&key, deadline, || async {
-                        cosign.resolve(image).await.map(|d| (d, ttls.tag))
+                        cosign
+                            .resolve(image, credentials)
+                            .await
+                            .map(|d| (d, ttls.tag))
                     })
                     .await;
                 match resolved {
@@ -127,7 +161,9 @@ impl Engine {
             .caches
             .verdicts
             .get_or_compute(&key, deadline, || async {
-                let result = cosign.verify_digest(image, &digest, &rule.options).await;
+                let result = cosign
+                    .verify_digest(image, &digest, &rule.options, credentials)
+                    .await;
                 match CachedVerdict::from_result(&result) {
                     Some(v) => {
                         let ttl = if v.allowed {
@@ -262,7 +298,7 @@ policy:
     async fn static_allow_has_no_digest() {
         let o = engine()
             .await
-            .decide("nginx:1.25", Utc::now(), soon())
+            .decide("nginx:1.25", Utc::now(), soon(), &Workload::default())
             .await;
         assert!(o.allowed());
         let r = o.to_response();
@@ -278,7 +314,7 @@ policy:
     async fn static_deny_names_rule() {
         let r = engine()
             .await
-            .decide("bad:1", Utc::now(), soon())
+            .decide("bad:1", Utc::now(), soon(), &Workload::default())
             .await
             .to_response();
         assert_eq!(r.reason(), Reason::StaticDeny);
@@ -295,13 +331,13 @@ policy:
     async fn no_rule_and_invalid() {
         let r = engine()
             .await
-            .decide("quay.io/x/y:1", Utc::now(), soon())
+            .decide("quay.io/x/y:1", Utc::now(), soon(), &Workload::default())
             .await
             .to_response();
         assert_eq!(r.reason(), Reason::NoMatchingRule);
         let r = engine()
             .await
-            .decide("Not Valid", Utc::now(), soon())
+            .decide("Not Valid", Utc::now(), soon(), &Workload::default())
             .await
             .to_response();
         assert_eq!(r.reason(), Reason::InvalidReference);

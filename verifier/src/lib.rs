@@ -15,6 +15,7 @@ pub mod decision;
 pub mod error;
 pub mod metrics;
 pub mod policy;
+pub mod pull_secrets;
 pub mod reference;
 pub mod registry;
 pub mod server;

@@ -8,7 +8,7 @@ use portcullis_proto::v1::verifier_server::Verifier;
 use portcullis_proto::{Source, VerifyRequest, VerifyResponse};
 use tonic::{Request, Response, Status};
 
-use crate::decision::{Engine, Outcome};
+use crate::decision::{Engine, Outcome, Workload};
 use crate::error::VerifyError;
 
 /// The longest image reference accepted over gRPC.
@@ -52,19 +52,25 @@ impl Verifier for VerifierService {
             return Err(Status::invalid_argument("image reference too long"));
         }
         let started = std::time::Instant::now();
+        let workload = Workload {
+            namespace: req.namespace.clone(),
+            pull_secrets: req.image_pull_secrets.clone(),
+        };
         let until = tokio::time::Instant::now() + deadline;
-        let outcome =
-            match tokio::time::timeout_at(until, self.engine.decide(&req.image, Utc::now(), until))
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome {
-                    image: None,
-                    rule: None,
-                    result: Err(VerifyError::Timeout),
-                    source: Source::Fresh,
-                },
-            };
+        let outcome = match tokio::time::timeout_at(
+            until,
+            self.engine.decide(&req.image, Utc::now(), until, &workload),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome {
+                image: None,
+                rule: None,
+                result: Err(VerifyError::Timeout),
+                source: Source::Fresh,
+            },
+        };
         let response = outcome.to_response();
         self.engine
             .caches()

@@ -289,6 +289,17 @@ fn matcher(
 
 /// Reads a `.dockerconfigjson` file into credentials by exact host.
 pub fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse_docker_config(&text, path)
+}
+
+/// Parses docker config JSON (`{"auths": {HOST: {auth | username+password}}}`)
+/// into credentials by exact host; `label` names the source in errors
+/// (which never include secrets).
+pub fn parse_docker_config(
+    bytes: &[u8],
+    label: &str,
+) -> Result<HashMap<String, Credential>, String> {
     use base64::Engine as _;
     #[derive(Deserialize)]
     struct File {
@@ -304,9 +315,8 @@ pub fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, Str
         #[serde(default)]
         password: Option<String>,
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let file: File = serde_json::from_str(&text)
-        .map_err(|e| format!("{path} is not a docker config JSON: {e}"))?;
+    let file: File = serde_json::from_slice(bytes)
+        .map_err(|e| format!("{label} is not a docker config JSON: {e}"))?;
     let mut out = HashMap::new();
     for (key, entry) in file.auths {
         let host = docker_config_host(&key);
@@ -315,18 +325,18 @@ pub fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, Str
             (_, _, Some(auth)) => {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(auth.trim())
-                    .map_err(|e| format!("{path}: auths.{key}.auth is not base64: {e}"))?;
+                    .map_err(|e| format!("{label}: auths.{key}.auth is not base64: {e}"))?;
                 let raw = String::from_utf8(raw)
-                    .map_err(|_| format!("{path}: auths.{key}.auth is not UTF-8"))?;
+                    .map_err(|_| format!("{label}: auths.{key}.auth is not UTF-8"))?;
                 let (username, password) = raw
                     .split_once(':')
-                    .ok_or_else(|| format!("{path}: auths.{key}.auth is not user:password"))?;
+                    .ok_or_else(|| format!("{label}: auths.{key}.auth is not user:password"))?;
                 Credential {
                     username: username.to_string(),
                     password: password.to_string(),
                 }
             }
-            _ => return Err(format!("{path}: auths.{key} has no credentials")),
+            _ => return Err(format!("{label}: auths.{key} has no credentials")),
         };
         out.insert(host, credential);
     }

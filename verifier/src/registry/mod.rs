@@ -144,6 +144,30 @@ impl RegistryClient {
         })
     }
 
+    /// A client for one request that also has `extra` credentials (a
+    /// workload's pull secrets) for hosts the config has none for. It shares
+    /// the connection pool but not the token cache, so tokens obtained with
+    /// one workload's credentials never serve another's requests.
+    pub fn with_extra_credentials(&self, extra: &HashMap<String, Credential>) -> RegistryClient {
+        let mut credentials = extra.clone();
+        credentials.extend(self.credentials.clone());
+        RegistryClient {
+            http: self.http.clone(),
+            credentials,
+            insecure_hosts: self.insecure_hosts.clone(),
+            tokens: TokenCache::default(),
+            basic_hosts: Mutex::default(),
+            no_referrers_api: Mutex::new(
+                self.no_referrers_api
+                    .lock()
+                    .map(|h| h.clone())
+                    .unwrap_or_default(),
+            ),
+            request_timeout: self.request_timeout,
+            metrics: self.metrics.clone(),
+        }
+    }
+
     fn base_url(&self, registry: &str) -> String {
         let scheme = if self.insecure_hosts.contains(registry) {
             "http"

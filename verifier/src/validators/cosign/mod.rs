@@ -33,6 +33,27 @@ use candidate::Candidate;
 use check::{CheckOptions, Failure, Pass, check};
 use content::Claim;
 
+/// The validator's registry client, or a per-request view of it with a
+/// workload's credentials.
+enum ClientFor<'a> {
+    Ours(&'a RegistryClient),
+    Workload(Box<RegistryClient>),
+}
+
+impl std::ops::Deref for ClientFor<'_> {
+    type Target = RegistryClient;
+
+    fn deref(&self) -> &RegistryClient {
+        match self {
+            ClientFor::Ours(c) => c,
+            ClientFor::Workload(c) => c,
+        }
+    }
+}
+
+/// Registry credentials by exact host.
+pub type Credentials = std::collections::HashMap<String, crate::registry::Credential>;
+
 /// Why a cosign validator could not be built at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum CosignBuildError {
@@ -95,14 +116,29 @@ impl CosignValidator {
         Ok(CosignValidator { spec, registry })
     }
 
+    /// The registry client for a request: ours, or a view with the
+    /// workload's pull-secret credentials added.
+    fn client(&self, extra: Option<&Credentials>) -> ClientFor<'_> {
+        match extra {
+            Some(creds) if !creds.is_empty() => {
+                ClientFor::Workload(Box::new(self.registry.with_extra_credentials(creds)))
+            }
+            _ => ClientFor::Ours(&self.registry),
+        }
+    }
+
     /// Resolves the image's tag to its manifest digest (a given digest is
     /// returned as is).
-    pub async fn resolve(&self, image: &ImageRef) -> Result<String, VerifyError> {
+    pub async fn resolve(
+        &self,
+        image: &ImageRef,
+        extra: Option<&Credentials>,
+    ) -> Result<String, VerifyError> {
         if let Some(d) = image.digest() {
             return Ok(d.to_string());
         }
         let tag = image.tag().unwrap_or("latest");
-        self.registry
+        self.client(extra)
             .resolve_tag(image.registry(), image.repository(), tag)
             .await
             .map_err(VerifyError::Registry)?
@@ -111,8 +147,8 @@ impl CosignValidator {
 
     /// Verifies one image: resolve, then verify the digest.
     pub async fn validate(&self, request: Request<'_>) -> Result<Verified, VerifyError> {
-        let digest = self.resolve(request.image).await?;
-        self.verify_digest(request.image, &digest, request.options)
+        let digest = self.resolve(request.image, None).await?;
+        self.verify_digest(request.image, &digest, request.options, None)
             .await
     }
 
@@ -123,13 +159,14 @@ impl CosignValidator {
         image: &ImageRef,
         digest: &str,
         options: &RuleOptions,
+        extra: Option<&Credentials>,
     ) -> Result<Verified, VerifyError> {
         let digest = digest.to_string();
         let selected = cosign_selected_roots(options, &self.spec).map_err(VerifyError::Internal)?;
         let roots: Vec<&TrustRoot> = selected.iter().filter_map(|n| self.spec.root(n)).collect();
         let with_attestations = options.attestations.as_ref().is_some_and(|a| !a.is_empty());
         let found = discover::discover(
-            &self.registry,
+            &self.client(extra),
             image.registry(),
             image.repository(),
             &digest,

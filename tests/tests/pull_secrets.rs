@@ -1,0 +1,143 @@
+//! Registry credentials from the workload's imagePullSecrets: a real
+//! registry with htpasswd auth, the secret served by the fake Kubernetes
+//! API endpoint (see `portcullis_e2e::fake_kube`), the real gateway and
+//! verifier, and Redis to check that credentials are never written there.
+
+use std::process::Command;
+
+use base64::Engine as _;
+use portcullis_e2e::config::{config_yaml, key_roots, rule};
+use portcullis_e2e::fake_kube::FakeKube;
+use portcullis_e2e::redis::Redis;
+use portcullis_e2e::registry::Registry;
+use portcullis_e2e::review::{allowed, message};
+use portcullis_e2e::signer::{pki_path, push_image, python, sigtool};
+use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
+use serde_json::json;
+
+const PASSWORD: &str = "pull-secret-password-8c1f";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
+    // Push and sign into an open registry, then serve the same storage with
+    // htpasswd auth.
+    let open = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&open, "private/app", "v1", 700));
+    tokio::task::block_in_place(|| {
+        sigtool(
+            "sign-key",
+            &open,
+            &image,
+            &["--key", &pki_path("alice.key")],
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let hash = Command::new(python())
+        .args(["-c", &format!("import bcrypt; print(bcrypt.hashpw(b'{PASSWORD}', bcrypt.gensalt(rounds=4)).decode())")])
+        .output()
+        .unwrap();
+    assert!(hash.status.success());
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("puller:{}", String::from_utf8_lossy(&hash.stdout)),
+    )
+    .unwrap();
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        htpasswd.display()
+    );
+    let reg =
+        tokio::task::block_in_place(|| Registry::start_on(None, &auth, Some(&open.storage())));
+    let host = reg.host();
+    let reference = format!("{host}/private/app:v1");
+
+    let kube = FakeKube::start().await;
+    let dockerconfig =
+        json!({"auths": {host.clone(): {"username": "puller", "password": PASSWORD}}}).to_string();
+    let other =
+        json!({"auths": {"registry.example.com": {"username": "puller", "password": PASSWORD}}})
+            .to_string();
+    let secret = |name: &str, config: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+               "metadata": {"name": name, "namespace": "team"},
+               "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)}})
+    };
+    kube.put(
+        "/api/v1/namespaces/team/secrets/regcred",
+        secret("regcred", &dockerconfig),
+    );
+    kube.put(
+        "/api/v1/namespaces/team/secrets/elsewhere",
+        secret("elsewhere", &other),
+    );
+
+    let redis = tokio::task::block_in_place(|| Redis::start(None));
+    let hmac = dir.path().join("hmac.key");
+    std::fs::write(&hmac, "pull-secrets-hmac-key-0123456789").unwrap();
+    let validator = json!({"name": "signed", "type": "cosign", "insecureRegistries": [host.clone()], "trustRoots": key_roots(&["alice"])});
+    let config = config_yaml(
+        vec![validator],
+        vec![rule(
+            &format!("{host}/**"),
+            "signed",
+            json!({"trustRoot": "alice"}),
+        )],
+    );
+    let mut args: Vec<String> = vec![
+        "--pull-secrets".into(),
+        "--redis-url".into(),
+        redis.urls()[0].clone(),
+        "--cache-hmac-key-file".into(),
+        hmac.display().to_string(),
+        "--negative-ttl-secs".into(),
+        "0".into(),
+    ];
+    args.extend(kube.flags());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let verifier = tokio::task::block_in_place(|| Verifier::start(&config, &refs));
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+
+    let pod = |secrets: &[&str]| {
+        let mut spec = pod_spec(&[&reference], &[], &[]);
+        spec["imagePullSecrets"] = secrets.iter().map(|s| json!({"name": s})).collect();
+        let mut r = Review::pod(spec);
+        r.json["request"]["namespace"] = json!("team");
+        r
+    };
+    // No secret: the registry refuses us.
+    let (_, body) = gw.post_json("/validate", &pod(&[]).json).await;
+    assert!(!allowed(&body));
+    assert!(
+        message(&body).contains(&format!("REGISTRY_AUTH_FAILED ({host})")),
+        "{}",
+        message(&body)
+    );
+    // A secret for another host is not sent here.
+    let (_, body) = gw.post_json("/validate", &pod(&["elsewhere"]).json).await;
+    assert!(!allowed(&body), "{body}");
+    // The workload's secret for this host works.
+    let (_, body) = gw.post_json("/validate", &pod(&["regcred"]).json).await;
+    assert!(allowed(&body), "{body}");
+    assert!(
+        kube.requests()
+            .iter()
+            .any(|p| p == "/api/v1/namespaces/team/secrets/regcred")
+    );
+
+    // The credentials are nowhere in Redis, nor in the verifier's log.
+    let keys = redis.cli(&["--scan", "--pattern", "*"]);
+    for key in keys.lines().filter(|k| !k.is_empty()) {
+        let value = redis.cli(&["GET", key]);
+        assert!(
+            !value.contains(PASSWORD) && !value.contains("puller"),
+            "{key}: {value}"
+        );
+    }
+    assert!(!verifier.process.log().contains(PASSWORD));
+}
