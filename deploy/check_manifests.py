@@ -375,9 +375,23 @@ def check_pods(c, docs):
              f"{name}: no host namespaces")
         sa = spec.get("serviceAccountName")
         c.ok(sa in sas, f"{name}: ServiceAccount {sa} exists")
-        c.ok(spec.get("automountServiceAccountToken") is False
-             or (sa in sas and sas[sa].get("automountServiceAccountToken") is False),
-             f"{name}: no service account token mounted")
+        if name == "portcullis-gateway":
+            # The gateway reads namespaces and owners (child approval,
+            # namespace scoping): a token, bound to a get-only ClusterRole.
+            c.ok(spec.get("automountServiceAccountToken") is not False,
+                 f"{name}: service account token mounted for its read-only API access")
+            roles = [d for d in docs if d.get("kind") == "ClusterRole"
+                     and d["metadata"]["name"] == "portcullis-gateway-reader"]
+            verbs = {v for r in roles for rule in r.get("rules", []) for v in rule.get("verbs", [])}
+            resources = {res for r in roles for rule in r.get("rules", []) for res in rule.get("resources", [])}
+            c.ok(roles and verbs == {"get"}, f"{name}: its ClusterRole only gets")
+            c.ok("secrets" not in resources, f"{name}: its ClusterRole reads no secrets")
+            c.ok({"namespaces", "replicasets", "deployments", "jobs"} <= resources,
+                 f"{name}: its ClusterRole reads namespaces and owners")
+        else:
+            c.ok(spec.get("automountServiceAccountToken") is False
+                 or (sa in sas and sas[sa].get("automountServiceAccountToken") is False),
+                 f"{name}: no service account token mounted")
         for cont in spec.get("initContainers", []) + spec["containers"]:
             cn = f"{name}/{cont['name']}"
             sc = cont.get("securityContext") or {}
