@@ -385,4 +385,5 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
         crate::server::shutdown_signal(),
     )
     .await
+    .map_err(|e| e as Box<dyn std::error::Error>)
 }

@@ -18,7 +18,7 @@ pub async fn serve(
     default_deadline: Duration,
     tls: Option<crate::tls::Reloading>,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<VerifierServer<VerifierService>>()

@@ -1,0 +1,128 @@
+//! One L1-hit `Verify` round trip through the gateway's gRPC client: a
+//! verifier (in process, over loopback TCP) whose verdict cache already
+//! holds the image's verdict, called through `VerifierPool::verify` as the
+//! gateway calls it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis_gateway::metrics::GatewayMetrics;
+use portcullis_gateway::pool::{Balance, PoolSettings, VerifierPool};
+use portcullis_proto::{Reason, VerifyRequest};
+use portcullis_verifier::cache::{CachedVerdict, Caches, verdict_key};
+use portcullis_verifier::config::parse_str;
+use portcullis_verifier::decision::Engine;
+use portcullis_verifier::reference::ImageRef;
+
+const DIGEST: &str = "sha256:071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";
+
+fn config() -> String {
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/cosign/keys/alice.pub"
+    ))
+    .unwrap();
+    let doc = serde_json::json!({
+        "validators": [{"name": "signed", "type": "cosign", "trustRoots": [{"name": "alice", "key": key}]}],
+        "policy": [{"pattern": "registry.example.com/**", "validator": "signed", "with": {"trustRoot": "alice"}}],
+    });
+    serde_yaml_ng::to_string(&doc).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let image = format!("registry.example.com/team/app@{DIGEST}");
+    let pool = rt.block_on(async {
+        let caches = Arc::new(Caches::local());
+        let cfg = parse_str(&config(), "bench.yaml").unwrap();
+        let normalized = ImageRef::parse(&image).unwrap().to_string();
+        let rule = cfg.policy.matching_rule(&normalized).unwrap().clone();
+        let engine = Engine::new(parse_str(&config(), "bench.yaml").unwrap(), caches.clone())
+            .await
+            .unwrap();
+        // Pre-fill L1 with this image's verdict.
+        let key = verdict_key(&rule.fingerprint, DIGEST);
+        caches
+            .verdicts
+            .get_or_compute::<(), _, _>(
+                &key,
+                tokio::time::Instant::now() + Duration::from_secs(5),
+                || async {
+                    Ok((
+                        CachedVerdict {
+                            allowed: true,
+                            digest: Some(DIGEST.to_string()),
+                            reason: Reason::Verified as i32,
+                            detail: String::new(),
+                            message: "signed by alice".into(),
+                        },
+                        Duration::from_secs(3600),
+                    ))
+                },
+            )
+            .await
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        tokio::spawn(portcullis_verifier::server::serve(
+            addr,
+            Arc::new(engine),
+            Duration::from_secs(8),
+            None,
+            futures::future::pending(),
+        ));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let settings = PoolSettings {
+            connect_timeout: Duration::from_secs(1),
+            max_inflight: 512,
+            balance: Balance::Rendezvous,
+            tls: None,
+            tls_name: None,
+        };
+        let pool = VerifierPool::new(
+            &[format!("http://{addr}")],
+            settings,
+            GatewayMetrics::register(&mut registry),
+        )
+        .unwrap();
+        for _ in 0..100 {
+            pool.check_health(Duration::from_millis(200)).await;
+            if pool.any_healthy() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(pool.any_healthy(), "verifier did not come up");
+        pool
+    });
+    let request = VerifyRequest {
+        image: image.clone(),
+        namespace: "default".into(),
+        request_uid: "bench".into(),
+        ..Default::default()
+    };
+    let r = rt.block_on(pool.verify(
+        request.clone(),
+        tokio::time::Instant::now() + Duration::from_secs(5),
+    ));
+    assert!(r.is_allowed(), "{r:?}");
+    assert_eq!(r.source(), portcullis_proto::Source::CacheL1);
+    c.bench_function("verify_roundtrip/l1_hit", |b| {
+        b.to_async(&rt).iter(|| {
+            pool.verify(
+                request.clone(),
+                tokio::time::Instant::now() + Duration::from_secs(5),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
