@@ -281,6 +281,17 @@ where
         }
     }
 
+    /// Runs moka's pending maintenance (eviction, size accounting); for
+    /// measurements and tests.
+    pub async fn run_pending_tasks(&self) {
+        self.l1.run_pending_tasks().await;
+    }
+
+    /// The number of L1 entries (approximate until maintenance has run).
+    pub fn l1_entries(&self) -> u64 {
+        self.l1.entry_count()
+    }
+
     /// Drops every L1 entry (tests, config reload).
     pub fn clear_l1(&self) {
         self.l1.invalidate_all();
