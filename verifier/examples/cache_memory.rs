@@ -21,7 +21,10 @@ fn rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let caches = Caches::local();
     let before = rss_kib();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
