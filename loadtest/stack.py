@@ -378,6 +378,10 @@ class Snapshot:
             except (OSError, urllib.error.URLError):
                 self.verifier_metrics[name] = ""
         self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        # busy = everything but idle and iowait
+        self.machine_busy = (sum(cpu) - cpu[3] - cpu[4]) / CLK_TCK
 
 
 def count_lines(path):
@@ -526,6 +530,7 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
     for name in vafter:
         d = {s: vafter[name].get(s, 0) - vbefore.get(name, {}).get(s, 0) for s in vafter[name]}
         vdelta[name] = {s: int(x) for s, x in d.items() if x}
+    busy = after.machine_busy - before.machine_busy
     k6_cpu = (after.children.ru_utime + after.children.ru_stime) - (before.children.ru_utime + before.children.ru_stime)
     return {
         "label": tag,
@@ -539,6 +544,9 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
         "dropped_iterations": int(k6["dropped_iterations"]),
         "cpu_seconds": {k: round(v, 3) for k, v in cpu.items()},
         "k6_cpu_seconds": round(k6_cpu, 3),
+        "machine_busy_seconds": round(busy, 2),
+        "machine_cpu_seconds_available": round((after.t - before.t) * os.cpu_count(), 2),
+        "other_cpu_seconds": round(busy - k6_cpu - sum(cpu.values()), 2),
         "cpu_per_1000": {"gateway": round(per1k(cpu["gateway"]), 4),
                          "verifiers": round(per1k(verifier_cpu), 4)},
         "peak_rss_mib": {name: round(proc_status(p.pid, "VmHWM") / 1024.0, 1) for name, p in names},
@@ -773,10 +781,11 @@ def main():
         print(table(rows, a.scenario))
         print()
         for r in rows:
-            print("- %s: CPU seconds during the run: %s; k6 itself %.1f s; wall %.1f s; "
-                  "verifications by source: %s" % (
+            print("- %s: CPU seconds during the run: %s; k6 itself %.1f; anything else on the machine %.1f "
+                  "(busy %.1f of %.1f available); wall %.1f s; verifications by validator/source: %s" % (
                       r["label"], ", ".join("%s %.2f" % kv for kv in r["cpu_seconds"].items()),
-                      r["k6_cpu_seconds"], r["wall_seconds"],
+                      r["k6_cpu_seconds"], r["other_cpu_seconds"], r["machine_busy_seconds"],
+                      r["machine_cpu_seconds_available"], r["wall_seconds"],
                       json.dumps(r["verifications_by_verifier"], sort_keys=True)))
         if "max_rate" in extra:
             print("- highest rate with p99 < %g ms, no errors, no drops: %s" % (

@@ -188,7 +188,8 @@ async fn handle(state: AppState, webhook: WebhookKind, request: Request) -> Resp
         .admission_duration
         .get_or_create(&vec![("endpoint", endpoint.to_string())])
         .observe(elapsed.as_secs_f64());
-    tracing::info!(
+    // Every decision is in the audit log; this line is for debugging.
+    tracing::debug!(
         uid = %decision.review.response.uid,
         endpoint,
         kind = %kind,

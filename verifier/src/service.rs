@@ -97,15 +97,27 @@ impl Verifier for VerifierService {
                 ),
             ])
             .inc();
-        tracing::info!(
-            uid = %req.request_uid,
-            namespace = %req.namespace,
-            image = %req.image,
-            allowed = response.is_allowed(),
-            reason = %response.reason_text(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "verify"
-        );
+        // Fresh verifications are worth a line; cache hits (the vast
+        // majority under load) only at debug level.
+        if response.source() == Source::Fresh {
+            tracing::info!(
+                uid = %req.request_uid,
+                namespace = %req.namespace,
+                image = %req.image,
+                allowed = response.is_allowed(),
+                reason = %response.reason_text(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "verify"
+            );
+        } else {
+            tracing::debug!(
+                uid = %req.request_uid,
+                image = %req.image,
+                allowed = response.is_allowed(),
+                source = ?response.source(),
+                "verify"
+            );
+        }
         Ok(Response::new(response))
     }
 }
