@@ -21,7 +21,8 @@ http.setResponseCallback(http.expectedStatuses(200, 400));
 
 export const options = {
   insecureSkipTLSVerify: true,
-  scenarios: { deny: arrival(RATE, __ENV.DURATION || '30s') },
+  // Some denials (unknown tags) wait on the registry: enough VUs up front.
+  scenarios: { deny: arrival(RATE, __ENV.DURATION || '30s', { preAllocatedVUs: Number(__ENV.VUS || Math.max(50, Math.ceil(RATE / 5))) }) },
   thresholds: thresholds(Number(__ENV.P99_MS || 100)),
   summaryTrendStats,
   systemTags,

@@ -11,6 +11,8 @@
 //   SUMMARY     where handleSummary writes the JSON summary
 //   P99_MS      the p99 latency threshold (each script has its own default)
 //   VUS, MAX_VUS  pre-allocated and maximum VUs of the arrival-rate executor
+//   NAMESPACES  comma-separated namespaces to put the objects in
+//   OWNERLESS=1 rollout.js: Pods without ownerReferences
 import http from 'k6/http';
 import { check } from 'k6';
 import encoding from 'k6/encoding';
@@ -127,7 +129,10 @@ export function shape() {
 // the patch against.
 // ---------------------------------------------------------------------------
 
-const NAMESPACES = ['payments', 'checkout', 'search', 'platform', 'batch', 'web'];
+// The namespaces named in requests (NAMESPACES=a,b,c to use ones the
+// webhook covers in a cluster with namespace scoping).
+const NAMESPACES = (__ENV.NAMESPACES || 'payments,checkout,search,platform,batch,web')
+  .split(',').map((x) => x.trim()).filter((x) => x);
 
 function containerList(entries, prefix, pointer, sites, kind) {
   return entries.map((entry, i) => {
@@ -205,7 +210,11 @@ export function podReview(containers, init = []) {
 
 // A Pod as a ReplicaSet controller creates it (generateName, no name,
 // an owner reference), as during a Deployment's rollout.
-export function replicaSetPodReview(containers, init = [], rs = 'web-7d4b9c8f6d', ns = 'web') {
+// OWNERLESS=1 leaves ownerReferences out (with automaticChildApproval the
+// gateway looks a Pod's owner up in the API server; this owner does not
+// exist, so the lookup fails and the Pod is verified normally, at the cost
+// of one lookup).
+export function replicaSetPodReview(containers, init = [], rs = 'web-7d4b9c8f6d', ns = NAMESPACES[0]) {
   const sites = [];
   const object = {
     apiVersion: 'v1',
@@ -221,6 +230,7 @@ export function replicaSetPodReview(containers, init = [], rs = 'web-7d4b9c8f6d'
     },
     spec: podSpec(containers, init, '/spec', sites),
   };
+  if (__ENV.OWNERLESS === '1') delete object.metadata.ownerReferences;
   const body = review('', 'v1', 'Pod', 'pods', object, ns);
   body.request.userInfo = { username: 'system:serviceaccount:kube-system:replicaset-controller' };
   return { body, sites };
@@ -440,7 +450,7 @@ export function arrival(rate, duration, extra = {}) {
     timeUnit: '1s',
     duration,
     preAllocatedVUs: Number(__ENV.VUS || Math.max(20, Math.ceil(rate / 20))),
-    maxVUs: Number(__ENV.MAX_VUS || Math.max(200, rate)),
+    maxVUs: Number(__ENV.MAX_VUS || Math.min(1000, Math.max(200, rate))),
     gracefulStop: '30s',
   }, extra);
 }

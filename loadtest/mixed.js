@@ -37,7 +37,9 @@ function blockLayout(block) {
 
 export const options = {
   insecureSkipTLSVerify: true,
-  scenarios: { mixed: arrival(RATE, __ENV.DURATION || '60s') },
+  // 10% of admissions wait on the registry: enough VUs up front that k6
+  // does not drop iterations while it starts more.
+  scenarios: { mixed: arrival(RATE, __ENV.DURATION || '60s', { preAllocatedVUs: Number(__ENV.VUS || Math.max(50, Math.ceil(RATE / 5))) }) },
   thresholds: thresholds(Number(__ENV.P99_MS || 250)),
   summaryTrendStats,
   systemTags,

@@ -19,7 +19,7 @@ build=1
 [ "${PORTCULLIS_NO_BUILD:-0}" = 1 ] && build=0
 for a in "$@"; do
   case "$a" in
-    --no-build) build=0 ;;
+    --no-build) build=0; args+=("$a") ;;
     -h|--help) exec python3 loadtest/stack.py --help ;;
     *) args+=("$a") ;;
   esac

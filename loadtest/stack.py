@@ -361,7 +361,7 @@ def catalogue(path, registry, groups, notary):
 # ---------------------------------------------------------------------------
 
 class Snapshot:
-    def __init__(self, procs, access_log, gateway_log, verifier_metrics):
+    def __init__(self, procs, access_log, gateway_log, verifier_metrics, gateway_metrics=None):
         self.t = time.time()
         self.cpu = {}
         for name, proc in procs:
@@ -377,6 +377,12 @@ class Snapshot:
                 self.verifier_metrics[name] = http_get(url)[1]
             except (OSError, urllib.error.URLError):
                 self.verifier_metrics[name] = ""
+        self.gateway_metrics = ""
+        if gateway_metrics:
+            try:
+                self.gateway_metrics = http_get(gateway_metrics[0], gateway_metrics[1])[1]
+            except (OSError, urllib.error.URLError):
+                pass
         self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open("/proc/stat") as f:
             cpu = [int(x) for x in f.readline().split()[1:]]
@@ -420,7 +426,43 @@ def gateway_latency(path, start_line):
         return None
     xs.sort()
     pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]
-    return {"n": len(xs), "p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": xs[-1]}
+    return {"n": len(xs), "p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": xs[-1],
+            "source": "log"}
+
+
+def histogram_latency(before, after):
+    """Percentiles (ms) of the gateway's admission_duration histogram
+    between two scrapes, interpolated within buckets as Prometheus'
+    histogram_quantile does (coarse: the buckets are 0.5, 1, 2.5, 5, 10,
+    25 ms...)."""
+    def buckets(text):
+        out = {}
+        for labels, v in parse_prom(text, "portcullis_admission_duration_seconds_bucket"):
+            le = labels.get("le")
+            if le is None:
+                continue
+            b = float("inf") if le == "+Inf" else float(le)
+            out[b] = out.get(b, 0) + v
+        return out
+    b0, b1 = buckets(before), buckets(after)
+    bounds = sorted(b1)
+    cum = [(b, b1[b] - b0.get(b, 0)) for b in bounds]
+    if not cum or cum[-1][1] <= 0:
+        return None
+    total = cum[-1][1]
+
+    def q(x):
+        rank = x * total
+        prev_b, prev_c = 0.0, 0.0
+        for b, c in cum:
+            if c >= rank:
+                if b == float("inf"):
+                    return prev_b * 1000
+                return (prev_b + (b - prev_b) * ((rank - prev_c) / max(c - prev_c, 1e-9))) * 1000
+            prev_b, prev_c = b, c
+        return prev_b * 1000
+    return {"n": int(total), "p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": None,
+            "source": "histogram"}
 
 
 def verifications(text):
@@ -507,13 +549,15 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
     """Runs one k6 script against the stack; returns the result record."""
     names = [("gateway", ctx["gateway"])] + [("verifier-%d" % i, p) for i, p in enumerate(ctx["verifiers"])]
     others = [("registry", ctx["registry"]), ("redis", ctx["redis"])]
-    before = Snapshot(names + others, ctx["access_log"], ctx["gateway_log"], ctx["metrics_urls"])
+    before = Snapshot(names + others, ctx["access_log"], ctx["gateway_log"], ctx["metrics_urls"],
+                      ctx["gateway_metrics"])
     tag = label or scenario
     summary_path = os.path.join(ctx["run_dir"], "k6-%s-summary.json" % tag)
     env = dict(env, SUMMARY=summary_path)
     rc = run_k6("%s.js" % scenario, env, os.path.join(ctx["run_dir"], "k6-%s.log" % tag), html)
     stack.check_alive()
-    after = Snapshot(names + others, ctx["access_log"], ctx["gateway_log"], ctx["metrics_urls"])
+    after = Snapshot(names + others, ctx["access_log"], ctx["gateway_log"], ctx["metrics_urls"],
+                     ctx["gateway_metrics"])
     try:
         with open(summary_path) as f:
             k6 = json.load(f)["portcullis"]
@@ -550,7 +594,8 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
         "cpu_per_1000": {"gateway": round(per1k(cpu["gateway"]), 4),
                          "verifiers": round(per1k(verifier_cpu), 4)},
         "peak_rss_mib": {name: round(proc_status(p.pid, "VmHWM") / 1024.0, 1) for name, p in names},
-        "gateway_latency_ms": gateway_latency(ctx["gateway_log"], before.gateway_lines),
+        "gateway_latency_ms": (gateway_latency(ctx["gateway_log"], before.gateway_lines)
+                               or histogram_latency(before.gateway_metrics, after.gateway_metrics)),
         "registry_requests": len(reqs),
         "registry_request_list": reqs if len(reqs) <= 200 else reqs[:200],
         "verifications_by_verifier": vdelta,
@@ -575,7 +620,8 @@ def table(rows, scenario):
             r["label"], fmt(r["k6"].get("rate", "-")), str(r["admissions"]), fmt(r["throughput"], 1),
             fmt(r["latency_ms"]["p50"]), fmt(r["latency_ms"]["p95"]), fmt(r["latency_ms"]["p99"]),
             fmt(r["latency_ms"]["max"]),
-            fmt(r["gateway_latency_ms"]["p99"]) if r["gateway_latency_ms"] else "-", str(r["errors"]), str(r["dropped_iterations"]),
+            (fmt(r["gateway_latency_ms"]["p99"]) + ("~" if r["gateway_latency_ms"]["source"] == "histogram" else ""))
+            if r["gateway_latency_ms"] else "-", str(r["errors"]), str(r["dropped_iterations"]),
             fmt(r["cpu_per_1000"]["gateway"], 3), fmt(r["cpu_per_1000"]["verifiers"], 3),
             fmt(r["peak_rss_mib"]["gateway"], 1), "/".join(fmt(v, 1) for v in vrss),
             str(r["registry_requests"]),
@@ -610,6 +656,8 @@ def main():
                          "one image over all verifiers, which exercises the cross-verifier Redis lease")
     ap.add_argument("--no-notary", action="store_true", help="do not start Notary (no dct images)")
     ap.add_argument("--keep", action="store_true", help="keep the stack up after the run until Ctrl-C")
+    ap.add_argument("--no-build", action="store_true",
+                    help="(run.sh) skip cargo build --release --workspace; also PORTCULLIS_NO_BUILD=1")
     a = ap.parse_args()
 
     sc = SCENARIOS[a.scenario]
@@ -709,7 +757,8 @@ def main():
         ctx = {"run_dir": run_dir, "gateway": gateway, "verifiers": verifiers, "registry": registry_proc,
                "redis": stack.procs[[p.name for p in stack.procs].index("redis")],
                "access_log": access_log, "metrics_urls": metrics_urls,
-               "gateway_log": os.path.join(run_dir, "gateway.log")}
+               "gateway_log": os.path.join(run_dir, "gateway.log"),
+               "gateway_metrics": (target + "/metrics", tls)}
 
         env = {"TARGET": target, "IMAGES": cat_path, "ENDPOINT": a.endpoint}
         primed = {"warm": "warm", "mixed": "repeat"}.get(a.scenario)
