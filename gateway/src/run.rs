@@ -193,7 +193,13 @@ pub async fn run(
         });
     }
     tracing::info!(addr = %cli.listen, verifiers = ?cli.verifier, "gateway listening");
-    axum_server::bind_rustls(cli.listen, tls_config)
+    // TCP_NODELAY: without it, the first response on a new TLS 1.3
+    // connection can wait ~40 ms behind the session-ticket write for the
+    // client's delayed ACK.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    axum_server::bind(cli.listen)
+        .acceptor(acceptor)
         .handle(handle)
         .serve(router(state).into_make_service())
         .await

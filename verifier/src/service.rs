@@ -77,7 +77,14 @@ impl Verifier for VerifierService {
             .metrics
             .verifications
             .get_or_create(&vec![
-                ("validator", response.validator.clone()),
+                (
+                    "validator",
+                    if response.validator.is_empty() {
+                        "none".to_string()
+                    } else {
+                        response.validator.clone()
+                    },
+                ),
                 (
                     "result",
                     if response.is_allowed() {

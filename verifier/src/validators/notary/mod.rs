@@ -45,6 +45,8 @@ pub struct NotaryValidator {
     spec: NotarySpec,
     client: RegistryClient,
     state: TrustState,
+    /// Verified repositories by the hash of their bytes.
+    verified: moka::future::Cache<[u8; 32], Arc<tuf::VerifiedRepo>>,
 }
 
 impl NotaryValidator {
@@ -69,6 +71,10 @@ impl NotaryValidator {
             spec: spec.clone(),
             client,
             state: TrustState::default(),
+            verified: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
         })
     }
 
@@ -145,8 +151,22 @@ impl NotaryValidator {
         data: &TrustData,
         now: DateTime<Utc>,
         caches: &Arc<Caches>,
-    ) -> Result<tuf::VerifiedRepo, VerifyError> {
+    ) -> Result<Arc<tuf::VerifiedRepo>, VerifyError> {
+        // The same bytes verified before need no second verification, as
+        // long as nothing expired since and no role has been seen at a
+        // higher version meanwhile (else these bytes are a rollback, and the
+        // full check below says so).
         let remembered = self.state.load(gun, &root.key, caches.l2.as_deref()).await;
+        let memo_key = memo_key(gun, &root.key, data);
+        if let Some(verified) = self.verified.get(&memo_key).await
+            && now < verified.earliest_expiry()
+            && remembered
+                .versions
+                .iter()
+                .all(|(role, seen)| verified.versions().get(role).is_none_or(|v| v >= seen))
+        {
+            return Ok(verified);
+        }
         let verified = tuf::verify_repository(
             gun,
             &root.key,
@@ -166,8 +186,36 @@ impl NotaryValidator {
                 caches.l2.as_deref(),
             )
             .await;
+        let verified = Arc::new(verified);
+        self.verified.insert(memo_key, verified.clone()).await;
         Ok(verified)
     }
+}
+
+/// SHA-256 over everything a verification depends on besides the
+/// remembered state and the time.
+fn memo_key(gun: &str, pinned: &tuf::PinnedKey, data: &TrustData) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut part = |b: &[u8]| {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    part(gun.as_bytes());
+    part(pinned.spki_der());
+    part(&data.bytes.root);
+    part(&data.bytes.timestamp);
+    part(&data.bytes.snapshot);
+    part(&data.bytes.targets);
+    for (name, bytes) in &data.bytes.delegations {
+        part(name.as_bytes());
+        part(bytes);
+    }
+    for (version, bytes) in &data.intermediate_roots {
+        part(&version.to_be_bytes());
+        part(bytes);
+    }
+    h.finalize().into()
 }
 
 /// `releases` → `targets/releases`; full names are kept.
