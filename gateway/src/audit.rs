@@ -95,7 +95,7 @@ impl AuditLog {
         if path.is_empty() {
             return Ok(AuditLog { tx: None });
         }
-        let mut out: Box<dyn Write + Send> = if path == "-" {
+        let sink: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
         } else {
             Box::new(
@@ -105,15 +105,21 @@ impl AuditLog {
                     .open(path)?,
             )
         };
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
         std::thread::Builder::new()
             .name("audit-log".into())
             .spawn(move || {
+                // Write what is queued, then flush once: one write per
+                // batch rather than per decision under load, and every
+                // line out as soon as the queue drains.
                 while let Some(line) = rx.blocking_recv() {
-                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                        // Keep consuming so senders never block.
-                        continue;
+                    let _ = writeln!(out, "{line}");
+                    while let Ok(more) = rx.try_recv() {
+                        let _ = writeln!(out, "{more}");
                     }
+                    // A failed write is dropped; senders never block.
+                    let _ = out.flush();
                 }
             })?;
         Ok(AuditLog { tx: Some(tx) })
