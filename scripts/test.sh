@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
+# One-shot builds gain nothing from incremental state, which is large.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export PROTOC=${PROTOC:-/usr/bin/protoc}
 export PORTCULLIS_PYTHON="$PWD/.local/venv/bin/python"
 export PATH="$PWD/.local/venv/bin:$PATH"

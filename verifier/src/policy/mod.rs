@@ -52,7 +52,12 @@ impl Policy {
     pub fn new(mut rules: Vec<Rule>) -> Result<Self, PolicyError> {
         // Stable sort: equal specificity keeps config order.
         rules.sort_by(|a, b| b.pattern.cmp_specificity(&a.pattern));
-        let set = RegexSet::new(rules.iter().map(|r| r.pattern.to_regex()))?;
+        // A generous lazy-DFA cache: with many rules the default one thrashes
+        // and matching falls back to a much slower engine.
+        let set = regex::RegexSetBuilder::new(rules.iter().map(|r| r.pattern.to_regex()))
+            .size_limit(64 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()?;
         Ok(Policy {
             rules: rules.into_iter().map(Arc::new).collect(),
             set,
