@@ -11,12 +11,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use portcullis_verifier::config::cosign::{Matcher, TransparencyRoots, TrustRoot, TrustRootKind};
 use portcullis_verifier::validators::cosign::candidate::{Candidate, from_bundle};
 use portcullis_verifier::validators::cosign::check::{CheckOptions, Failure, check};
 use portcullis_verifier::validators::cosign::content::Claim;
 use portcullis_verifier::validators::cosign::public_good;
+use portcullis_verifier::validators::cosign::trust_root::Validity;
 use regex::Regex;
 use serde_json::Value;
 
@@ -236,4 +237,71 @@ async fn npm_provenance_passes_every_signature_check_but_names_no_image() {
     );
     let failure = check(&parse(NPM), &root, options(KUBEWARDEN_DIGEST, &t)).unwrap_err();
     assert!(matches!(failure, Failure::Digest(_)), "{failure:?}");
+}
+
+/// The cosign v3 bundle's Rekor integration time (2026-04-09T07:23:29Z).
+fn integrated_time() -> i64 {
+    let v: Value = serde_json::from_slice(COSIGN_V3).unwrap();
+    v["verificationMaterial"]["tlogEntries"][0]["integratedTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A window that ends `seconds` after the bundle's integration time.
+fn ending_after_signing(seconds: i64) -> Validity {
+    Validity {
+        start: None,
+        end: DateTime::<Utc>::from_timestamp(integrated_time() + seconds, 0),
+    }
+}
+
+#[tokio::test]
+async fn authorities_retired_after_signing_still_vouch_for_it() {
+    // Sigstore's rule: a key or CA vouches for what was done inside its
+    // `validFor`. Retire every one of them a minute after this signature:
+    // it still verifies today.
+    let mut t = transparency().await;
+    let retired = ending_after_signing(60);
+    t.rekor_keys.values_mut().for_each(|k| k.valid = retired);
+    t.ct_keys.values_mut().for_each(|k| k.valid = retired);
+    t.fulcio_certs.iter_mut().for_each(|c| c.valid = retired);
+    check(
+        &parse(COSIGN_V3),
+        &kubewarden_release(),
+        options(KUBEWARDEN_DIGEST, &t),
+    )
+    .expect("a signature made while its authorities were valid verifies");
+}
+
+#[tokio::test]
+async fn authorities_retired_before_signing_do_not_vouch_for_it() {
+    let before = ending_after_signing(-3600);
+    let candidate = parse(COSIGN_V3);
+    let root = kubewarden_release();
+
+    let mut t = transparency().await;
+    t.rekor_keys.values_mut().for_each(|k| k.valid = before);
+    let failure = check(&candidate, &root, options(KUBEWARDEN_DIGEST, &t)).unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Tlog(m) if m.contains("not valid at")),
+        "{failure:?}"
+    );
+
+    let mut t = transparency().await;
+    t.fulcio_certs.iter_mut().for_each(|c| c.valid = before);
+    let failure = check(&candidate, &root, options(KUBEWARDEN_DIGEST, &t)).unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Certificate(m) if m.contains("no trusted Fulcio")),
+        "{failure:?}"
+    );
+
+    let mut t = transparency().await;
+    t.ct_keys.values_mut().for_each(|k| k.valid = before);
+    let failure = check(&candidate, &root, options(KUBEWARDEN_DIGEST, &t)).unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Certificate(m) if m.contains("SCT")),
+        "{failure:?}"
+    );
 }

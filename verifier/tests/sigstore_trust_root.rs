@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use portcullis_verifier::validators::cosign::trust_root::{
-    TrustRootError, TufSource, load_detailed, load_shipped, load_via_tuf, parse_trusted_root,
-    parse_trusted_root_detailed,
+    CaCert, LogKey, TrustRootError, TufSource, load_detailed, load_shipped, load_via_tuf,
+    parse_trusted_root, parse_trusted_root_detailed,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -166,10 +166,30 @@ const REKOR_V1_LOG_ID: &str = "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c
 const CT_2022_LOG_ID: &str = "dd3d306ac6c7113263191e1c99673702a24a5eb8de3cadff878a72802f29ee8e";
 const CT_TEST_LOG_ID: &str = "086092f02852ff6845d1d16b27849c456718ac163dc338d26de6bc2206366f72";
 
-fn ids(map: &std::collections::HashMap<[u8; 32], Vec<u8>>) -> Vec<String> {
+/// The log ids in `map`, sorted.
+fn ids(map: &std::collections::HashMap<[u8; 32], LogKey>) -> Vec<String> {
     let mut v: Vec<String> = map.keys().map(|k| hex(k)).collect();
     v.sort();
     v
+}
+
+/// The log ids in `map` whose key vouches at `time`, sorted.
+fn ids_at(map: &std::collections::HashMap<[u8; 32], LogKey>, time: DateTime<Utc>) -> Vec<String> {
+    let mut v: Vec<String> = map
+        .iter()
+        .filter(|(_, key)| key.valid.contains(time.timestamp()))
+        .map(|(k, _)| hex(k))
+        .collect();
+    v.sort();
+    v
+}
+
+/// How many Fulcio certificates vouch at `time`.
+fn fulcio_at(certs: &[CaCert], time: DateTime<Utc>) -> usize {
+    certs
+        .iter()
+        .filter(|c| c.valid.contains(time.timestamp()))
+        .count()
 }
 
 /// The sample trusted root with `edit` applied to its JSON.
@@ -203,11 +223,18 @@ fn sample_trusted_root_gives_the_sigtool_pki() {
     let rekor = pem_der(&pki().join("rekor.pub"));
     let ct = pem_der(&pki().join("ctlog.pub"));
     assert_eq!(trust.rekor_keys.len(), 1);
-    assert_eq!(trust.rekor_keys.get(&sha(&rekor)), Some(&rekor));
-    assert_eq!(trust.ct_keys.len(), 1);
-    assert_eq!(trust.ct_keys.get(&sha(&ct)), Some(&ct));
     assert_eq!(
-        trust.fulcio_certs,
+        trust.rekor_keys.get(&sha(&rekor)).map(|k| &k.spki_der),
+        Some(&rekor)
+    );
+    assert_eq!(trust.ct_keys.len(), 1);
+    assert_eq!(trust.ct_keys.get(&sha(&ct)).map(|k| &k.spki_der), Some(&ct));
+    assert_eq!(
+        trust
+            .fulcio_certs
+            .iter()
+            .map(|c| c.der.clone())
+            .collect::<Vec<_>>(),
         vec![
             pem_der(&pki().join("fulcio_intermediate.pem")),
             pem_der(&pki().join("fulcio_root.pem")),
@@ -217,16 +244,23 @@ fn sample_trusted_root_gives_the_sigtool_pki() {
 
 #[test]
 fn public_good_trusted_root_today() {
-    let report =
-        parse_trusted_root_detailed(&public_good_trusted_root(), at("2026-01-01T00:00:00Z"))
-            .unwrap();
+    let now = at("2026-01-01T00:00:00Z");
+    let report = parse_trusted_root_detailed(&public_good_trusted_root(), now).unwrap();
     let trust = &report.trust;
-    assert_eq!(ids(&trust.rekor_keys), vec![REKOR_V1_LOG_ID]);
-    assert_eq!(ids(&trust.ct_keys), vec![CT_2022_LOG_ID]);
-    // The current Fulcio CA: intermediate + root.
-    assert_eq!(trust.fulcio_certs.len(), 2);
-    for der in &trust.fulcio_certs {
-        <x509_cert::Certificate as der::Decode>::from_der(der).unwrap();
+    assert_eq!(ids_at(&trust.rekor_keys, now), vec![REKOR_V1_LOG_ID]);
+    assert_eq!(ids_at(&trust.ct_keys, now), vec![CT_2022_LOG_ID]);
+    // The retired test CT log is kept, for SCTs made in its window.
+    assert_eq!(ids(&trust.ct_keys), {
+        let mut v = vec![CT_2022_LOG_ID, CT_TEST_LOG_ID];
+        v.sort();
+        v
+    });
+    // The current Fulcio CA (intermediate + root) vouches now; the retired
+    // 2021 root is kept for certificates used in its window.
+    assert_eq!(fulcio_at(&trust.fulcio_certs, now), 2);
+    assert_eq!(trust.fulcio_certs.len(), 3);
+    for cert in &trust.fulcio_certs {
+        <x509_cert::Certificate as der::Decode>::from_der(&cert.der).unwrap();
     }
     let skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
     let has = |needle: &str| skipped.iter().any(|s| s.contains(needle));
@@ -234,30 +268,20 @@ fn public_good_trusted_root_today() {
         has("tlogs[1] (https://log2025-1.rekor.sigstore.dev): Rekor v2 log"),
         "{skipped:#?}"
     );
-    assert!(
-        has(
-            "ctlogs[0] (https://ctfe.sigstore.dev/test): expired (validFor.end 2022-10-31T23:59:59.999Z)"
-        ),
-        "{skipped:#?}"
-    );
-    assert!(
-        has("certificateAuthorities[0] (https://fulcio.sigstore.dev): expired"),
-        "{skipped:#?}"
-    );
     assert!(has("timestampAuthorities[0]"), "{skipped:#?}");
-    assert_eq!(skipped.len(), 4, "{skipped:#?}");
+    assert_eq!(skipped.len(), 2, "{skipped:#?}");
 }
 
 #[test]
 fn public_good_trusted_root_in_mid_2022() {
     // Before the 2022 CT log and the Rekor v2 log existed, while the first
     // Fulcio CA and the test CT log were current (and the second CA too).
-    let trust =
-        parse_trusted_root(&public_good_trusted_root(), at("2022-06-01T00:00:00Z")).unwrap();
-    assert_eq!(ids(&trust.rekor_keys), vec![REKOR_V1_LOG_ID]);
-    assert_eq!(ids(&trust.ct_keys), vec![CT_TEST_LOG_ID]);
+    let then = at("2022-06-01T00:00:00Z");
+    let trust = parse_trusted_root(&public_good_trusted_root(), then).unwrap();
+    assert_eq!(ids_at(&trust.rekor_keys, then), vec![REKOR_V1_LOG_ID]);
+    assert_eq!(ids_at(&trust.ct_keys, then), vec![CT_TEST_LOG_ID]);
     assert_eq!(
-        trust.fulcio_certs.len(),
+        fulcio_at(&trust.fulcio_certs, then),
         3,
         "old root + new intermediate + new root"
     );
@@ -266,14 +290,14 @@ fn public_good_trusted_root_in_mid_2022() {
 #[test]
 fn validity_windows_are_inclusive() {
     // ctfe.sigstore.dev/test ends at 2022-10-31T23:59:59.999Z.
-    let json = public_good_trusted_root();
-    let last = parse_trusted_root(&json, at("2022-10-31T23:59:59.999Z")).unwrap();
-    assert!(ids(&last.ct_keys).contains(&CT_TEST_LOG_ID.to_string()));
-    let after = parse_trusted_root(&json, at("2022-11-01T00:00:00Z")).unwrap();
-    assert!(!ids(&after.ct_keys).contains(&CT_TEST_LOG_ID.to_string()));
+    let trust = parse_trusted_root(&public_good_trusted_root(), Utc::now()).unwrap();
+    let test_log = CT_TEST_LOG_ID.to_string();
+    let log_2022 = CT_2022_LOG_ID.to_string();
+    assert!(ids_at(&trust.ct_keys, at("2022-10-31T23:59:59Z")).contains(&test_log));
+    assert!(!ids_at(&trust.ct_keys, at("2022-11-01T00:00:00Z")).contains(&test_log));
     // The 2022 CT log starts at 2022-10-20T00:00:00Z.
-    let first = parse_trusted_root(&json, at("2022-10-20T00:00:00Z")).unwrap();
-    assert!(ids(&first.ct_keys).contains(&CT_2022_LOG_ID.to_string()));
+    assert!(ids_at(&trust.ct_keys, at("2022-10-20T00:00:00Z")).contains(&log_2022));
+    assert!(!ids_at(&trust.ct_keys, at("2022-10-19T23:59:59Z")).contains(&log_2022));
 }
 
 #[test]
@@ -939,7 +963,10 @@ async fn public_good_snapshot_loads_from_pinned_roots() {
             ("timestamp".to_string(), at("2026-08-28T19:25:56Z"))
         );
         assert_eq!(ids(&report.trust.rekor_keys), vec![REKOR_V1_LOG_ID]);
-        assert_eq!(ids(&report.trust.ct_keys), vec![CT_2022_LOG_ID]);
+        assert_eq!(
+            ids_at(&report.trust.ct_keys, Utc::now()),
+            vec![CT_2022_LOG_ID]
+        );
     }
 }
 

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use sigstore::crypto::CosignVerificationKey;
 
 use crate::registry::Credential;
+use crate::validators::cosign::trust_root::{CaCert, LogKey, Validity};
 
 /// The raw YAML shape.
 #[derive(Debug, Clone, Deserialize)]
@@ -187,13 +188,13 @@ pub struct TrustRoot {
 /// Keys and certificates of the transparency infrastructure.
 #[derive(Debug, Clone, Default)]
 pub struct TransparencyRoots {
-    /// Rekor public keys (SPKI DER) by log id (SHA-256 of the DER).
-    pub rekor_keys: HashMap<[u8; 32], Vec<u8>>,
-    /// CT log public keys (SPKI DER) by log id.
-    pub ct_keys: HashMap<[u8; 32], Vec<u8>>,
-    /// Fulcio certificates (DER): self-signed ones are trust anchors, the
-    /// rest intermediates.
-    pub fulcio_certs: Vec<Vec<u8>>,
+    /// Rekor public keys by log id (SHA-256 of the SPKI DER).
+    pub rekor_keys: HashMap<[u8; 32], LogKey>,
+    /// CT log public keys by log id.
+    pub ct_keys: HashMap<[u8; 32], LogKey>,
+    /// Fulcio certificates: self-signed ones are trust anchors, the rest
+    /// intermediates.
+    pub fulcio_certs: Vec<CaCert>,
 }
 
 /// The validated cosign config.
@@ -360,15 +361,33 @@ pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
     if let Some(host) = &raw.host {
         if let Some(pem) = &host.rekor_pubkey {
             let (_, der) = parse_public_key(pem).map_err(|m| field("host.rekorPubkey", m))?;
-            transparency.rekor_keys.insert(log_id(&der), der);
+            transparency.rekor_keys.insert(
+                log_id(&der),
+                LogKey {
+                    spki_der: der,
+                    valid: Validity::ALWAYS,
+                },
+            );
         }
         if let Some(pem) = &host.ct_log_pubkey {
             let (_, der) = parse_public_key(pem).map_err(|m| field("host.ctLogPubkey", m))?;
-            transparency.ct_keys.insert(log_id(&der), der);
+            transparency.ct_keys.insert(
+                log_id(&der),
+                LogKey {
+                    spki_der: der,
+                    valid: Validity::ALWAYS,
+                },
+            );
         }
         if let Some(pem) = &host.fulcio_cert {
-            transparency.fulcio_certs =
-                parse_cert_bundle(pem).map_err(|m| field("host.fulcioCert", m))?;
+            transparency.fulcio_certs = parse_cert_bundle(pem)
+                .map_err(|m| field("host.fulcioCert", m))?
+                .into_iter()
+                .map(|der| CaCert {
+                    der,
+                    valid: Validity::ALWAYS,
+                })
+                .collect();
         }
         let _ = &host.rekor;
     }

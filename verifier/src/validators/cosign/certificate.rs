@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::trust_root::{CaCert, LogKey};
 use der::{Decode, Encode};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sigstore::crypto::{CosignVerificationKey, Signature};
@@ -120,27 +121,38 @@ impl SigningCert {
         identity
     }
 
-    /// Verifies the chain to `fulcio_certs` (self-signed ones are anchors,
-    /// the others intermediates) at `unix_time`, for code signing.
-    /// Returns the DER SPKI of the leaf's issuer.
+    /// Verifies the chain to those `fulcio_certs` whose authority was valid
+    /// at `unix_time` (self-signed ones are anchors, the others
+    /// intermediates), at `unix_time`, for code signing. Returns the DER
+    /// SPKI of the leaf's issuer.
     pub fn verify_chain(
         &self,
-        fulcio_certs: &[Vec<u8>],
+        fulcio_certs: &[CaCert],
         unix_time: i64,
     ) -> Result<Vec<u8>, CertError> {
         let chain_err = |e: String| CertError::Chain(e);
+        let mut valid_then: Vec<&[u8]> = Vec::new();
+        for cert in fulcio_certs {
+            if cert.valid.contains(unix_time) && !valid_then.contains(&cert.der.as_slice()) {
+                valid_then.push(&cert.der);
+            }
+        }
+        if valid_then.is_empty() {
+            return Err(chain_err(format!(
+                "no trusted Fulcio certificate authority was valid at {unix_time}"
+            )));
+        }
         let mut anchors = Vec::new();
         let mut intermediates = Vec::new();
-        for der in fulcio_certs {
+        for &der in &valid_then {
             let parsed = Certificate::from_der(der).map_err(|e| chain_err(e.to_string()))?;
             if parsed.tbs_certificate().subject() == parsed.tbs_certificate().issuer() {
-                let anchor =
-                    webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
-                        .map_err(|e| chain_err(format!("{e:?}")))?
-                        .to_owned();
+                let anchor = webpki::anchor_from_trusted_cert(&CertificateDer::from(der))
+                    .map_err(|e| chain_err(format!("{e:?}")))?
+                    .to_owned();
                 anchors.push(anchor);
             } else {
-                intermediates.push(CertificateDer::from(der.clone()));
+                intermediates.push(CertificateDer::from(der.to_vec()));
             }
         }
         let leaf_der = CertificateDer::from(self.der.as_slice());
@@ -165,13 +177,13 @@ impl SigningCert {
             Some(c) => c.der().to_vec(),
             None => {
                 let leaf_issuer = self.cert.tbs_certificate().issuer();
-                fulcio_certs
+                valid_then
                     .iter()
                     .find(|d| {
                         Certificate::from_der(d)
                             .is_ok_and(|c| c.tbs_certificate().subject() == leaf_issuer)
                     })
-                    .cloned()
+                    .map(|d| d.to_vec())
                     .ok_or_else(|| chain_err("issuer not found".into()))?
             }
         };
@@ -183,11 +195,12 @@ impl SigningCert {
             .map_err(|e| chain_err(e.to_string()))
     }
 
-    /// Verifies the embedded SCT with the CT log keys (by log id).
+    /// Verifies the embedded SCT with the CT log keys (by log id); a key
+    /// counts only for SCTs timestamped inside its window.
     pub fn verify_sct(
         &self,
         issuer_spki_der: &[u8],
-        ct_keys: &HashMap<[u8; 32], Vec<u8>>,
+        ct_keys: &HashMap<[u8; 32], LogKey>,
     ) -> Result<(), CertError> {
         let sct_err = |m: &str| CertError::Sct(m.to_string());
         let ext = self
@@ -207,10 +220,14 @@ impl SigningCert {
             sha2::Sha256::digest(issuer_spki_der).into()
         };
         for sct in &scts {
-            let Some(key_der) = ct_keys.get(&sct.log_id) else {
+            let Some(log_key) = ct_keys.get(&sct.log_id) else {
                 continue;
             };
-            let Ok(key) = CosignVerificationKey::try_from_der(key_der) else {
+            let sct_seconds = i64::try_from(sct.timestamp / 1000).unwrap_or(i64::MAX);
+            if !log_key.valid.contains(sct_seconds) {
+                continue;
+            }
+            let Ok(key) = CosignVerificationKey::try_from_der(&log_key.spki_der) else {
                 continue;
             };
             let mut signed = Vec::with_capacity(tbs.len() + 64);

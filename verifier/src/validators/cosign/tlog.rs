@@ -18,6 +18,7 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::candidate::{Content, TlogEntry};
+use super::trust_root::LogKey;
 
 /// Why a log entry does not vouch for a signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +29,10 @@ pub enum TlogError {
     /// The log id names no configured Rekor key.
     #[error("the entry's log is not a trusted Rekor log")]
     UnknownLog,
+    /// The log's key was not valid (its `validFor`) at the integration
+    /// time.
+    #[error("the Rekor key was not valid at the entry's integration time ({0})")]
+    KeyNotValidThen(i64),
     /// The SET does not verify.
     #[error("the signed entry timestamp does not verify against the Rekor key")]
     BadSet,
@@ -45,18 +50,23 @@ pub enum Signer<'a> {
     Certificate(&'a [u8]),
 }
 
-/// Verifies the SET of `entry` with the Rekor key its log id names.
+/// Verifies the SET of `entry` with the Rekor key its log id names, which
+/// must have been valid at the entry's integration time.
 pub fn verify_set(
     entry: &TlogEntry,
-    rekor_keys: &HashMap<[u8; 32], Vec<u8>>,
+    rekor_keys: &HashMap<[u8; 32], LogKey>,
 ) -> Result<(), TlogError> {
     let log_id: [u8; 32] = entry
         .log_id
         .as_slice()
         .try_into()
         .map_err(|_| TlogError::UnknownLog)?;
-    let key_der = rekor_keys.get(&log_id).ok_or(TlogError::UnknownLog)?;
-    let key = CosignVerificationKey::try_from_der(key_der).map_err(|_| TlogError::UnknownLog)?;
+    let log_key = rekor_keys.get(&log_id).ok_or(TlogError::UnknownLog)?;
+    if !log_key.valid.contains(entry.integrated_time) {
+        return Err(TlogError::KeyNotValidThen(entry.integrated_time));
+    }
+    let key = CosignVerificationKey::try_from_der(&log_key.spki_der)
+        .map_err(|_| TlogError::UnknownLog)?;
     // RFC 8785 for this object is: keys sorted, no whitespace, integers as
     // written; the base64 body and hex log id need no escaping.
     let canonical = format!(

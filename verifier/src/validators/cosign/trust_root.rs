@@ -35,25 +35,25 @@
 //! * `timestampAuthorities[]` are checked for well-formedness and left out:
 //!   the verifier uses the Rekor integration time, not RFC 3161 timestamps.
 //!
-//! **Validity windows.** Only entries whose `validFor` window contains `now`
+//! **Validity windows.** Every entry is kept with its `validFor` window
 //! (both ends inclusive; a missing `end`, or a missing `validFor`, means
-//! open-ended) are taken. Entries that have expired (`end < now`) or are not
-//! valid yet (`start > now`) are still parsed and checked, then left out and
-//! listed in [`LoadReport::skipped`]. The consequence for verification: a
-//! signature whose certificate chains only to a retired Fulcio CA, or whose
-//! SCT comes from a retired CT log, is no longer accepted, however old the
-//! signature is. For the public-good instance at the time of writing this
-//! drops the 2021–2022 Fulcio CA (`validFor.end` 2022-12-31) and the
-//! `ctfe.sigstore.dev/test` log (`end` 2022-10-31), i.e. keyless signatures
-//! made before October 2022. Replaying old data with an earlier `now` (the
-//! verifier's `--at`) brings them back.
+//! open-ended), and the window is checked against the time of the
+//! signature, as Sigstore's clients do: a Rekor key vouches only for entries
+//! integrated inside its window, a CT log key only for SCTs timestamped
+//! inside it, and a Fulcio CA only for certificates used (integrated in
+//! Rekor) inside it. So a signature made in 2022 under the since-retired
+//! 2021–2022 public-good Fulcio CA and `ctfe.sigstore.dev/test` log still
+//! verifies, and a retired key cannot vouch for anything newer than its
+//! `end`. `now` matters only at load time: if no Fulcio CA, no Rekor key or
+//! no CT key is valid now, the load fails ([`TrustRootError::NothingValid`]):
+//! the document is stale.
 //!
 //! Entries with a `keyDetails` this crate does not know (e.g. post-quantum or
 //! LMS keys) are skipped with a note, not an error, so that a newer document
 //! does not stop start-up; a known `keyDetails` that does not match the key
 //! itself is an error. If, after filtering, no Fulcio certificate, no Rekor
-//! key or no CT key is left, the load fails ([`TrustRootError::NothingValid`]):
-//! keyless verification needs all three.
+//! key or no CT key is valid now, the load fails
+//! ([`TrustRootError::NothingValid`]): keyless verification needs all three.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -92,14 +92,35 @@ const MAX_TRUSTED_ROOT_BYTES: usize = 4 * 1024 * 1024;
 /// The trust material the cosign validator needs for keyless verification.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SigstoreTrust {
-    /// Fulcio certificates (DER), every chain's certificates in document
-    /// order, each once: self-signed ones are trust anchors, the rest
-    /// intermediates.
-    pub fulcio_certs: Vec<Vec<u8>>,
-    /// Rekor public keys (SPKI DER) by log id (SHA-256 of the DER).
-    pub rekor_keys: HashMap<[u8; 32], Vec<u8>>,
-    /// CT log public keys (SPKI DER) by log id (SHA-256 of the DER).
-    pub ct_keys: HashMap<[u8; 32], Vec<u8>>,
+    /// Fulcio certificates, every chain's certificates in document order,
+    /// each (certificate, window) pair once: self-signed ones are trust
+    /// anchors, the rest intermediates.
+    pub fulcio_certs: Vec<CaCert>,
+    /// Rekor public keys by log id (SHA-256 of the SPKI DER).
+    pub rekor_keys: HashMap<[u8; 32], LogKey>,
+    /// CT log public keys by log id (SHA-256 of the SPKI DER).
+    pub ct_keys: HashMap<[u8; 32], LogKey>,
+}
+
+/// A transparency-log (Rekor or CT) public key and when it vouches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogKey {
+    /// The SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+    /// Its `publicKey.validFor`: a Rekor key vouches for entries integrated
+    /// in it, a CT key for SCTs timestamped in it.
+    pub valid: Validity,
+}
+
+/// A Fulcio certificate (root or intermediate) and when its certificate
+/// authority vouches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCert {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The authority's `validFor`: it vouches for leaf certificates used
+    /// (integrated in Rekor) in it.
+    pub valid: Validity,
 }
 
 /// An entry of the document that was checked but left out, and why. Meant
@@ -149,8 +170,8 @@ pub struct TufInfo {
 pub struct LoadReport {
     /// The trust material.
     pub trust: SigstoreTrust,
-    /// Entries checked and left out (expired, not yet valid, Rekor v2,
-    /// unknown key type, timestamp authorities).
+    /// Entries checked and left out (Rekor v2, unknown key type,
+    /// timestamp authorities). Entries outside their window now are kept.
     pub skipped: Vec<Skipped>,
     /// TUF details, when loaded through TUF.
     pub tuf: Option<TufInfo>,
@@ -428,14 +449,32 @@ pub fn parse_trusted_root_detailed(
     let mut trust = SigstoreTrust::default();
     let mut skipped = Vec::new();
 
+    // Entries outside their window now are kept (they still vouch for
+    // signatures made inside it) but do not count as usable now.
+    let mut outside_now = Vec::new();
+    let (mut rekor_now, mut ct_now, mut fulcio_now) = (false, false, false);
     for (i, log) in raw.tlogs.unwrap_or_default().iter().enumerate() {
-        if let Some((id, der)) = transparency_log("tlogs", i, log, now, true, &mut skipped)? {
-            trust.rekor_keys.insert(id, der);
+        if let Some((id, key)) = transparency_log("tlogs", i, log, &mut skipped)? {
+            match key.valid.excludes(now) {
+                Some(reason) => outside_now.push(Skipped {
+                    entry: entry_name(&format!("tlogs[{i}]"), log.base_url.as_deref()),
+                    reason,
+                }),
+                None => rekor_now = true,
+            }
+            trust.rekor_keys.insert(id, key);
         }
     }
     for (i, log) in raw.ctlogs.unwrap_or_default().iter().enumerate() {
-        if let Some((id, der)) = transparency_log("ctlogs", i, log, now, false, &mut skipped)? {
-            trust.ct_keys.insert(id, der);
+        if let Some((id, key)) = transparency_log("ctlogs", i, log, &mut skipped)? {
+            match key.valid.excludes(now) {
+                Some(reason) => outside_now.push(Skipped {
+                    entry: entry_name(&format!("ctlogs[{i}]"), log.base_url.as_deref()),
+                    reason,
+                }),
+                None => ct_now = true,
+            }
+            trust.ct_keys.insert(id, key);
         }
     }
     for (i, ca) in raw
@@ -447,14 +486,17 @@ pub fn parse_trusted_root_detailed(
         let at = format!("certificateAuthorities[{i}]");
         let chain = certificate_chain(&at, ca)?;
         let window = time_range(&format!("{at}.validFor"), ca.valid_for.as_ref())?;
-        let entry = entry_name(&at, ca.uri.as_deref());
-        if let Some(reason) = window.excludes(now) {
-            skipped.push(Skipped { entry, reason });
-            continue;
+        match window.excludes(now) {
+            Some(reason) => outside_now.push(Skipped {
+                entry: entry_name(&at, ca.uri.as_deref()),
+                reason,
+            }),
+            None => fulcio_now = true,
         }
         for der in chain {
-            if !trust.fulcio_certs.contains(&der) {
-                trust.fulcio_certs.push(der);
+            let cert = CaCert { der, valid: window };
+            if !trust.fulcio_certs.contains(&cert) {
+                trust.fulcio_certs.push(cert);
             }
         }
     }
@@ -475,20 +517,21 @@ pub fn parse_trusted_root_detailed(
         });
     }
 
-    let missing = if trust.fulcio_certs.is_empty() {
+    let missing = if !fulcio_now {
         Some("Fulcio certificate authority")
-    } else if trust.rekor_keys.is_empty() {
+    } else if !rekor_now {
         Some("Rekor key")
-    } else if trust.ct_keys.is_empty() {
+    } else if !ct_now {
         Some("CT log key")
     } else {
         None
     };
     if let Some(what) = missing {
-        let skipped = if skipped.is_empty() {
+        let left_out: Vec<&Skipped> = skipped.iter().chain(&outside_now).collect();
+        let skipped = if left_out.is_empty() {
             String::new()
         } else {
-            let list: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+            let list: Vec<String> = left_out.iter().map(ToString::to_string).collect();
             format!("; left out: {}", list.join("; "))
         };
         return Err(TrustRootError::NothingValid { what, now, skipped });
@@ -531,15 +574,33 @@ fn decode_bytes(at: &str, value: Option<&str>) -> Result<Vec<u8>, TrustRootError
     Ok(bytes)
 }
 
-/// A `validFor` window; both ends inclusive, absent ends open.
-struct Window {
-    start: Option<DateTime<Utc>>,
-    end: Option<DateTime<Utc>>,
+/// A `validFor` window: when a trust-root entry may vouch for a signature.
+/// Both ends inclusive; an absent end is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// The first instant, if any.
+    pub start: Option<DateTime<Utc>>,
+    /// The last instant, if any.
+    pub end: Option<DateTime<Utc>>,
 }
 
-impl Window {
+impl Validity {
+    /// No bounds: for keys and certificates given as PEMs in the config.
+    pub const ALWAYS: Validity = Validity {
+        start: None,
+        end: None,
+    };
+
+    /// Whether the window contains `unix_time` (seconds).
+    pub fn contains(&self, unix_time: i64) -> bool {
+        let Some(t) = DateTime::<Utc>::from_timestamp(unix_time, 0) else {
+            return false;
+        };
+        self.excludes(t).is_none()
+    }
+
     /// Why `now` is outside the window, if it is.
-    fn excludes(&self, now: DateTime<Utc>) -> Option<String> {
+    pub fn excludes(&self, now: DateTime<Utc>) -> Option<String> {
         if let Some(start) = self.start
             && now < start
         {
@@ -558,7 +619,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-fn time_range(at: &str, range: Option<&RawTimeRange>) -> Result<Window, TrustRootError> {
+fn time_range(at: &str, range: Option<&RawTimeRange>) -> Result<Validity, TrustRootError> {
     let parse =
         |name: &str, value: &Option<String>| -> Result<Option<DateTime<Utc>>, TrustRootError> {
             match value {
@@ -574,12 +635,9 @@ fn time_range(at: &str, range: Option<&RawTimeRange>) -> Result<Window, TrustRoo
             }
         };
     let Some(range) = range else {
-        return Ok(Window {
-            start: None,
-            end: None,
-        });
+        return Ok(Validity::ALWAYS);
     };
-    let window = Window {
+    let window = Validity {
         start: parse("start", &range.start)?,
         end: parse("end", &range.end)?,
     };
@@ -711,20 +769,16 @@ fn signed_note_ids(
     ids
 }
 
-/// A log's id and SPKI DER.
-type LogKey = ([u8; 32], Vec<u8>);
-
-/// One `tlogs[i]` / `ctlogs[i]` entry: `Ok(Some((log id, SPKI DER)))` if it
-/// is taken, `Ok(None)` if it is skipped (with a note), an error if it is
+/// One `tlogs[i]` / `ctlogs[i]` entry: `Ok(Some((log id, key)))` if it is
+/// taken, `Ok(None)` if it is skipped (with a note), an error if it is
 /// malformed.
 fn transparency_log(
     list: &str,
     i: usize,
     log: &RawLog,
-    now: DateTime<Utc>,
-    is_rekor: bool,
     skipped: &mut Vec<Skipped>,
-) -> Result<Option<LogKey>, TrustRootError> {
+) -> Result<Option<([u8; 32], LogKey)>, TrustRootError> {
+    let is_rekor = list == "tlogs";
     let at = format!("{list}[{i}]");
     let entry = entry_name(&at, log.base_url.as_deref());
     let key = log
@@ -795,11 +849,13 @@ fn transparency_log(
         });
     }
 
-    if let Some(reason) = window.excludes(now) {
-        skipped.push(Skipped { entry, reason });
-        return Ok(None);
-    }
-    Ok(Some((computed, der)))
+    Ok(Some((
+        computed,
+        LogKey {
+            spki_der: der,
+            valid: window,
+        },
+    )))
 }
 
 /// Decodes and checks a CA's chain: every certificate parses, and each one's
