@@ -483,3 +483,66 @@ fn attestations() {
         &format!("ATTESTATION_MISSING ({slsa})"),
     );
 }
+
+/// cosign before v2.2 logged attestations as Rekor `intoto` entries (0.0.1,
+/// then 0.0.2); later versions log `dsse` (or `hashedrekord` over the PAE).
+/// Each form verifies when the log is required; an unlogged attestation does
+/// not count.
+#[test]
+fn attestations_logged_in_every_rekor_entry_kind() {
+    let reg = Registry::start_plain();
+    let slsa = "https://slsa.dev/provenance/v1";
+    let with = json!({
+        "trustRoot": "alice",
+        "verifyInTransparencyLog": true,
+        "attestations": [{"predicateType": slsa}],
+    });
+    let logged_sign = |image: &PushedImage| {
+        sigtool(
+            "sign-key",
+            &reg,
+            image,
+            &[
+                "--key",
+                &pki_path("alice.key"),
+                "--rekor-key",
+                &pki_path("rekor.key"),
+            ],
+        );
+    };
+    for (seed, kind) in (80..).zip(["dsse", "hashedrekord", "intoto-0.0.2", "intoto-0.0.1"]) {
+        let image = push_image(&reg, &format!("att-log/{kind}"), "v1", seed);
+        logged_sign(&image);
+        sigtool(
+            "attest",
+            &reg,
+            &image,
+            &[
+                "--key",
+                &pki_path("alice.key"),
+                "--predicate-type",
+                slsa,
+                "--rekor-key",
+                &pki_path("rekor.key"),
+                "--tlog-kind",
+                kind,
+            ],
+        );
+        assert_allowed(
+            &verify_logged(&reg, &["alice"], with.clone(), &image.reference),
+            &image,
+        );
+    }
+    let unlogged = push_image(&reg, "att-log/unlogged", "v1", 90);
+    logged_sign(&unlogged);
+    sigtool(
+        "attest",
+        &reg,
+        &unlogged,
+        &["--key", &pki_path("alice.key"), "--predicate-type", slsa],
+    );
+    assert_denied(
+        &verify_logged(&reg, &["alice"], with, &unlogged.reference),
+        &format!("ATTESTATION_MISSING ({slsa})"),
+    );
+}

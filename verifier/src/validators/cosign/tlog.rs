@@ -8,7 +8,12 @@
 //!    candidate's. Without this, any valid Rekor entry would do (a gap in
 //!    sigstore-rs's `.sig` path).
 //!
-//! Supported bodies: `hashedrekord` 0.0.1 and `dsse` 0.0.1.
+//! Supported bodies: `hashedrekord` 0.0.1, `dsse` 0.0.1, and for DSSE
+//! attestations logged by cosign before v2.2, `intoto` 0.0.2 and 0.0.1.
+//! An `intoto` 0.0.1 body names no signature, only the signer and the
+//! payload hash: it binds the entry to "this signer signed this payload",
+//! which with the verified signature is the same claim. (Entries so old that
+//! they lack the payload hash are refused.)
 
 use std::collections::HashMap;
 
@@ -133,6 +138,49 @@ struct DsseSignature {
     verifier: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoV2Spec {
+    content: IntotoV2Content,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoV2Content {
+    envelope: IntotoV2Envelope,
+    payload_hash: Hash,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoV2Envelope {
+    #[serde(default)]
+    payload_type: Option<String>,
+    signatures: Vec<IntotoV2Signature>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoV2Signature {
+    /// Base64 of the envelope's base64 signature text.
+    sig: String,
+    public_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoV1Spec {
+    content: IntotoV1Content,
+    public_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntotoV1Content {
+    #[serde(default)]
+    payload_hash: Option<Hash>,
+}
+
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
@@ -222,8 +270,149 @@ pub fn check_body(
             }
             Ok(())
         }
+        ("intoto", "0.0.2") => {
+            let Content::Dsse {
+                payload,
+                payload_type,
+            } = content
+            else {
+                return Err(mismatch("intoto entry for a non-DSSE signature"));
+            };
+            let spec: IntotoV2Spec = serde_json::from_value(body.spec)
+                .map_err(|_| mismatch("unparsable intoto entry"))?;
+            if !hash_matches(&spec.content.payload_hash, payload) {
+                return Err(mismatch("payload hash differs"));
+            }
+            if spec
+                .content
+                .envelope
+                .payload_type
+                .as_ref()
+                .is_some_and(|t| t != payload_type)
+            {
+                return Err(mismatch("payload type differs"));
+            }
+            let listed = spec.content.envelope.signatures.iter().any(|s| {
+                let inner = decode_b64(&s.sig)
+                    .and_then(|text| String::from_utf8(text).ok())
+                    .and_then(|text| decode_b64(&text));
+                inner.as_deref() == Some(signature) && names_signer(&s.public_key, signer)
+            });
+            if !listed {
+                return Err(mismatch("signature or signer not in the entry"));
+            }
+            Ok(())
+        }
+        ("intoto", "0.0.1") => {
+            let Content::Dsse { payload, .. } = content else {
+                return Err(mismatch("intoto entry for a non-DSSE signature"));
+            };
+            let spec: IntotoV1Spec = serde_json::from_value(body.spec)
+                .map_err(|_| mismatch("unparsable intoto entry"))?;
+            let Some(payload_hash) = &spec.content.payload_hash else {
+                return Err(mismatch("intoto 0.0.1 entry without a payload hash"));
+            };
+            if !hash_matches(payload_hash, payload) {
+                return Err(mismatch("payload hash differs"));
+            }
+            if !names_signer(&spec.public_key, signer) {
+                return Err(mismatch("signer differs"));
+            }
+            Ok(())
+        }
         (kind, version) => Err(TlogError::BodyMismatch(format!(
             "unsupported entry kind {kind} {version}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAYLOAD: &[u8] = br#"{"_type":"https://in-toto.io/Statement/v1"}"#;
+    const SIG: &[u8] = b"signature-bytes";
+    const KEY_DER: &[u8] = b"spki-der";
+
+    fn b64(data: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+
+    fn key_pem() -> String {
+        pem::encode(&pem::Pem::new("PUBLIC KEY", KEY_DER.to_vec()))
+    }
+
+    fn entry(body: serde_json::Value) -> TlogEntry {
+        TlogEntry {
+            body: serde_json::to_vec(&body).unwrap(),
+            integrated_time: 0,
+            log_index: 0,
+            log_id: vec![0; 32],
+            signed_entry_timestamp: vec![],
+        }
+    }
+
+    fn dsse() -> Content {
+        Content::Dsse {
+            payload_type: "application/vnd.in-toto+json".into(),
+            payload: PAYLOAD.to_vec(),
+        }
+    }
+
+    fn intoto_v2(payload: &[u8], sig: &[u8]) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "0.0.2", "kind": "intoto", "spec": {"content": {
+            "envelope": {"payloadType": "application/vnd.in-toto+json",
+                         "signatures": [{"sig": b64(b64(sig).as_bytes()), "publicKey": b64(key_pem().as_bytes())}]},
+            "hash": {"algorithm": "sha256", "value": "00"},
+            "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(payload))}}}})
+    }
+
+    fn check(body: serde_json::Value) -> Result<(), TlogError> {
+        check_body(&entry(body), &dsse(), b"pae", SIG, Signer::Key(KEY_DER))
+    }
+
+    #[test]
+    fn intoto_v2_binds_payload_signature_and_signer() {
+        assert_eq!(check(intoto_v2(PAYLOAD, SIG)), Ok(()));
+        assert!(check(intoto_v2(b"another payload", SIG)).is_err());
+        assert!(check(intoto_v2(PAYLOAD, b"another signature")).is_err());
+        let other_signer = check_body(
+            &entry(intoto_v2(PAYLOAD, SIG)),
+            &dsse(),
+            b"pae",
+            SIG,
+            Signer::Key(b"other-spki"),
+        );
+        assert!(other_signer.is_err());
+    }
+
+    #[test]
+    fn intoto_v1_binds_payload_and_signer_and_needs_the_payload_hash() {
+        let v1 = |payload_hash: Option<&[u8]>| {
+            let mut content = serde_json::json!({"hash": {"algorithm": "sha256", "value": "00"}});
+            if let Some(p) = payload_hash {
+                content["payloadHash"] = serde_json::json!({"algorithm": "sha256", "value": hex::encode(Sha256::digest(p))});
+            }
+            serde_json::json!({"apiVersion": "0.0.1", "kind": "intoto",
+                "spec": {"content": content, "publicKey": b64(key_pem().as_bytes())}})
+        };
+        assert_eq!(check(v1(Some(PAYLOAD))), Ok(()));
+        assert!(check(v1(Some(b"another payload"))).is_err());
+        assert!(check(v1(None)).is_err());
+    }
+
+    #[test]
+    fn intoto_entries_never_vouch_for_simple_signing() {
+        let simple = Content::SimpleSigning {
+            payload: PAYLOAD.to_vec(),
+        };
+        let r = check_body(
+            &entry(intoto_v2(PAYLOAD, SIG)),
+            &simple,
+            PAYLOAD,
+            SIG,
+            Signer::Key(KEY_DER),
+        );
+        assert!(r.is_err());
     }
 }
