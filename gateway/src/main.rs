@@ -15,6 +15,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A failed log write (stderr closed or its reader gone) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which
+        // panics on the same broken stderr and kills the logging task (the
+        // shutdown-signal task, say).
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,106 @@
+//! SIGTERM stops the gateway and the verifier even when their stderr has no
+//! reader any more (a log collector or a wrapper script that died first).
+//! tracing-subscriber reports a failed log write with `eprintln!`, which
+//! panics on the same broken stderr: that used to kill the task waiting for
+//! the signal, and the process then ignored SIGTERM until SIGKILL.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis_e2e::procs::wait_for_tcp;
+use portcullis_e2e::{TestCa, bin_path, free_port};
+
+const POLICY: &str = r#"
+validators:
+  - name: allow
+    type: static
+    approve: true
+policy:
+  - pattern: "**"
+    validator: allow
+"#;
+
+/// Spawns `command` with stderr on a pipe whose read end is then closed.
+fn spawn_with_broken_stderr(mut command: Command) -> Child {
+    let mut child = command
+        .env("PORTCULLIS_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stderr.take());
+    child
+}
+
+/// Sends SIGTERM and waits up to `limit` for the exit.
+fn terminate(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn sigterm_stops_both_binaries_with_a_broken_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.yaml");
+    std::fs::write(&config, POLICY).unwrap();
+    let verifier_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut verifier = Command::new(bin_path("portcullis-verifier"));
+    verifier
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(verifier_addr.to_string());
+    let mut verifier = spawn_with_broken_stderr(verifier);
+    assert!(
+        wait_for_tcp(verifier_addr, Duration::from_secs(20)),
+        "verifier did not listen"
+    );
+
+    let ca = TestCa::new(dir.path(), "webhook");
+    let leaf = ca.issue("gateway");
+    let gateway_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut gateway = Command::new(bin_path("portcullis-gateway"));
+    gateway
+        .arg("--listen")
+        .arg(gateway_addr.to_string())
+        .arg("--tls-cert")
+        .arg(&leaf.chain)
+        .arg("--tls-key")
+        .arg(&leaf.key)
+        .arg("--verifier")
+        .arg(format!("http://{verifier_addr}"));
+    let mut gateway = spawn_with_broken_stderr(gateway);
+    assert!(
+        wait_for_tcp(gateway_addr, Duration::from_secs(20)),
+        "gateway did not listen"
+    );
+
+    // The gateway drains for at most 10 s; a healthy stop takes far less.
+    let gateway_exit = terminate(&mut gateway, Duration::from_secs(15));
+    assert!(
+        gateway_exit.is_some_and(|s| s.success()),
+        "gateway did not stop on SIGTERM: {gateway_exit:?}"
+    );
+    let verifier_exit = terminate(&mut verifier, Duration::from_secs(15));
+    assert!(
+        verifier_exit.is_some_and(|s| s.success()),
+        "verifier did not stop on SIGTERM: {verifier_exit:?}"
+    );
+}
