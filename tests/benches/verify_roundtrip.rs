@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_gateway::metrics::GatewayMetrics;
 use portcullis_gateway::pool::{Balance, PoolSettings, VerifierPool};
 use portcullis_proto::{Reason, VerifyRequest};
-use portcullis_verifier::cache::{CachedVerdict, Caches, verdict_key};
+use portcullis_verifier::cache::{CachedVerdict, Caches};
 use portcullis_verifier::config::parse_str;
 use portcullis_verifier::decision::Engine;
 use portcullis_verifier::reference::ImageRef;
@@ -47,7 +47,7 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap();
         // Pre-fill L1 with this image's verdict.
-        let key = verdict_key(&rule.fingerprint, DIGEST);
+        let key = engine.verdict_cache_key(&rule, DIGEST).unwrap();
         caches
             .verdicts
             .get_or_compute::<(), _, _>(

@@ -23,6 +23,7 @@ pub mod signer;
 pub mod static_files;
 pub mod static_registry;
 pub mod stub;
+pub mod tuf;
 
 pub use certs::TestCa;
 pub use procs::{Gateway, GatewayOptions, Verifier, bin_path, free_port, verify_json};

@@ -7,12 +7,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use portcullis_e2e::config::{config_yaml, key_roots, rule};
+use portcullis_e2e::config::{config_yaml, key_roots, keyless_root, rule};
 use portcullis_e2e::faults::{Fault, FaultProxy};
 use portcullis_e2e::procs::metric_sum;
 use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{PushedImage, pki_path, push_image, sigtool};
+use portcullis_e2e::signer::{PushedImage, pki, pki_path, push_image, sigtool, workspace_root};
+use portcullis_e2e::tuf;
 use portcullis_e2e::{Verifier, free_port};
 use portcullis_proto::{Reason, Source, VerifyRequest, VerifyResponse};
 use serde_json::json;
@@ -358,4 +359,70 @@ async fn redis_cluster_as_l2() {
     );
     let r = verify(&b.verifier, &image.reference).await;
     assert_eq!(r.source(), Source::CacheL1);
+}
+
+/// Verdicts are bound to the trust material a validator loaded, not only to
+/// its config text: a TUF mirror that rotates its `trusted_root.json` behind
+/// an unchanged config must not have verdicts made under the old material
+/// served from the shared cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_root_rotated_behind_the_same_config_misses() {
+    const ISSUER: &str = "https://issuer.portcullis.test";
+    const ALICE: &str = "alice@portcullis.test";
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "tuf-cache/app", "v1", 440);
+    let fulcio = pki().display().to_string();
+    sigtool(
+        "sign-keyless",
+        &reg,
+        &image,
+        &["--fulcio-dir", &fulcio, "--issuer", ISSUER, "--san", ALICE],
+    );
+    let redis = Redis::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    let repo = tuf::mktuf(&mirror, &pki().join("trusted_root.json"), &[]);
+    let validator = json!({
+        "name": "signed",
+        "type": "cosign",
+        "insecureRegistries": [reg.host()],
+        "host": tuf::mirror_host(&repo),
+        "trustRoots": [keyless_root("ci", ISSUER, ALICE)],
+    });
+    let text = config_yaml(
+        vec![validator],
+        vec![rule(
+            &format!("{}/**", reg.host()),
+            "signed",
+            json!({"trustRoot": "ci"}),
+        )],
+    );
+    let config = write_config(dir.path(), &text);
+
+    let mut a = verifier(&config, &redis, &[], dir.path());
+    let r = verify(&a.verifier, &image.reference).await;
+    assert_eq!((r.is_allowed(), r.source()), (true, Source::Fresh), "{r:?}");
+    a.verifier.process.kill();
+    // Same config and trust: the shared cache answers.
+    let mut a2 = verifier(&config, &redis, &[], dir.path());
+    let r = verify(&a2.verifier, &image.reference).await;
+    assert_eq!(
+        (r.is_allowed(), r.source()),
+        (true, Source::CacheL2),
+        "{r:?}"
+    );
+    a2.verifier.process.kill();
+
+    // The mirror now publishes another instance's trusted root (the
+    // public-good one, which does not trust the test Fulcio), with newer
+    // metadata versions; the config file is byte for byte the same.
+    let public_good = workspace_root().join(
+        "verifier/sigstore/public-good/targets/6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66.trusted_root.json",
+    );
+    tuf::mktuf(&mirror, &public_good, &["--force", "--version-bump", "10"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+    let a3 = verifier(&config, &redis, &[], dir.path());
+    let r = verify(&a3.verifier, &image.reference).await;
+    assert!(!r.is_allowed(), "served from the old trust: {r:?}");
+    assert_eq!(r.source(), Source::Fresh, "{r:?}");
 }

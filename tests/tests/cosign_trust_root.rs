@@ -3,36 +3,19 @@
 //! test PKI's `trusted_root.json`), and the public-good snapshot shipped in
 //! the binary. Failures stop start-up with a clear error.
 
-use std::process::Command;
-
 use portcullis_e2e::config::{config_yaml, keyless_root, rule};
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{pki, push_image, python, sigtool, workspace_root};
+use portcullis_e2e::signer::{pki, push_image, sigtool};
+use portcullis_e2e::tuf;
 use portcullis_e2e::verify_json;
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://issuer.portcullis.test";
 const ALICE: &str = "alice@portcullis.test";
 
-/// Builds a TUF repository with the test PKI's trusted root; returns the
-/// script's JSON (paths and file:// URLs).
+/// Builds a TUF repository with the test PKI's trusted root.
 fn mktuf(out: &std::path::Path, extra: &[&str]) -> Value {
-    let result = Command::new(python())
-        .arg(workspace_root().join("tests/fixtures/tuf/mktuf.py"))
-        .arg("--out")
-        .arg(out)
-        .arg("--trusted-root")
-        .arg(pki().join("trusted_root.json"))
-        .args(["--seed", "portcullis"])
-        .args(extra)
-        .output()
-        .expect("mktuf");
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    serde_json::from_slice(&result.stdout).expect("mktuf JSON")
+    tuf::mktuf(out, &pki().join("trusted_root.json"), extra)
 }
 
 fn config(reg: &Registry, host: Value) -> String {
@@ -53,15 +36,6 @@ fn config(reg: &Registry, host: Value) -> String {
     )
 }
 
-fn find(v: &Value, key: &str) -> String {
-    v[key]
-        .as_str()
-        .or_else(|| v["paths"][key].as_str())
-        .or_else(|| v["urls"][key].as_str())
-        .unwrap_or_else(|| panic!("mktuf output has no {key}: {v}"))
-        .to_string()
-}
-
 #[test]
 fn keyless_with_trust_from_a_tuf_mirror() {
     let reg = Registry::start_plain();
@@ -75,11 +49,7 @@ fn keyless_with_trust_from_a_tuf_mirror() {
     );
     let dir = tempfile::tempdir().unwrap();
     let repo = mktuf(&dir.path().join("repo"), &[]);
-    let host = json!({
-        "tufMirror": find(&repo, "metadata_url"),
-        "tufTargets": find(&repo, "targets_url"),
-        "tufRoot": find(&repo, "root"),
-    });
+    let host = tuf::mirror_host(&repo);
     let (code, results, stderr) =
         verify_json(&config(&reg, host.clone()), &[&image.reference], &[]);
     assert_eq!(code, 0, "{stderr} {results:?}");
@@ -87,11 +57,7 @@ fn keyless_with_trust_from_a_tuf_mirror() {
 
     // A tampered target: start-up fails, naming the trust root.
     let bad = mktuf(&dir.path().join("bad"), &["--tamper-target"]);
-    let host = json!({
-        "tufMirror": find(&bad, "metadata_url"),
-        "tufTargets": find(&bad, "targets_url"),
-        "tufRoot": find(&bad, "root"),
-    });
+    let host = tuf::mirror_host(&bad);
     let (code, results, stderr) = verify_json(&config(&reg, host), &[&image.reference], &[]);
     assert_eq!(code, 2, "{results:?}");
     assert!(results.is_empty());
@@ -101,7 +67,8 @@ fn keyless_with_trust_from_a_tuf_mirror() {
     );
 
     // An unreachable mirror: the same.
-    let host = json!({"tufMirror": "http://127.0.0.1:9/metadata", "tufRoot": find(&repo, "root")});
+    let host =
+        json!({"tufMirror": "http://127.0.0.1:9/metadata", "tufRoot": tuf::find(&repo, "root")});
     let (code, _, stderr) = verify_json(&config(&reg, host), &[&image.reference], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("sigstore trust root:"), "{stderr}");

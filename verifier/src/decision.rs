@@ -69,6 +69,16 @@ impl Engine {
         &self.caches
     }
 
+    /// The verdict-cache key under which a cosign `rule`'s verdict for
+    /// `digest` is stored (`None` for rules of other validators, whose
+    /// verdicts are not cached).
+    pub fn verdict_cache_key(&self, rule: &Rule, digest: &str) -> Option<String> {
+        match self.validators.get(&rule.validator) {
+            Some(Validator::Cosign(cosign)) => Some(cosign_verdict_key(cosign, rule, digest)),
+            _ => None,
+        }
+    }
+
     /// Decides on one image as written in a manifest, finishing before
     /// `deadline` where it can (the caller enforces it).
     pub async fn decide(
@@ -156,7 +166,7 @@ impl Engine {
                 }
             }
         };
-        let key = verdict_key(&rule.fingerprint, &digest);
+        let key = cosign_verdict_key(cosign, rule, &digest);
         let verdict = self
             .caches
             .verdicts
@@ -263,6 +273,12 @@ impl Outcome {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The verdict-cache key of a cosign verdict: the rule, the validator's
+/// loaded trust material and the digest.
+fn cosign_verdict_key(cosign: &CosignValidator, rule: &Rule, digest: &str) -> String {
+    verdict_key(&cosign.verdict_fingerprint(&rule.fingerprint), digest)
 }
 
 #[cfg(test)]

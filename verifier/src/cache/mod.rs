@@ -6,7 +6,8 @@
 //! What is cached and how long:
 //!
 //! * **verdicts**, keyed by the rule fingerprint (pattern, `with`, validator
-//!   config and trust roots) and the *digest*: allows for the verdict TTL,
+//!   config and trust roots), the fingerprint of the trust material the
+//!   validator loaded at start-up (TUF), and the *digest*: allows for the verdict TTL,
 //!   definitive denials for the negative TTL; transient failures never;
 //! * **tag → digest**, for the tag TTL (the only place a tag's freshness
 //!   matters);

@@ -21,6 +21,8 @@ pub mod trust_root;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
+
 use portcullis_proto::Reason;
 
 use crate::config::cosign::{CosignSpec, SigstoreSource, TrustRoot};
@@ -75,9 +77,26 @@ pub const REGISTRY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct CosignValidator {
     spec: CosignSpec,
     registry: RegistryClient,
+    /// SHA-256 over the transparency material in use (Fulcio, Rekor, CT,
+    /// with their windows), including what came through TUF at start-up.
+    trust_fingerprint: [u8; 32],
 }
 
 impl CosignValidator {
+    /// The fingerprint a verdict of this validator under `rule_fingerprint`
+    /// is cached by. The rule fingerprint covers the config text; this adds
+    /// the trust material loaded at start-up (a TUF mirror or the shipped
+    /// public-good root), so that when a mirror rotates its keys behind an
+    /// unchanged config, verdicts made under the old material miss, in this
+    /// verifier and in every other one sharing the cache.
+    pub fn verdict_fingerprint(&self, rule_fingerprint: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"portcullis.cosign.verdict.v1\0");
+        h.update(rule_fingerprint);
+        h.update(self.trust_fingerprint);
+        h.finalize().into()
+    }
+
     /// Builds the validator and its registry client.
     pub async fn new(
         spec: &CosignSpec,
@@ -113,7 +132,12 @@ impl CosignValidator {
                 "sigstore trust root loaded through TUF"
             );
         }
-        Ok(CosignValidator { spec, registry })
+        let trust_fingerprint = transparency_fingerprint(&spec.transparency);
+        Ok(CosignValidator {
+            spec,
+            registry,
+            trust_fingerprint,
+        })
     }
 
     /// The registry client for a request: ours, or a view with the
@@ -343,4 +367,36 @@ fn root_names(roots: &[&TrustRoot]) -> String {
         .map(|r| r.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// SHA-256 over the transparency material, in a canonical order: Rekor and
+/// CT keys sorted by log id, Fulcio certificates in order, each with its
+/// validity window.
+fn transparency_fingerprint(t: &crate::config::cosign::TransparencyRoots) -> [u8; 32] {
+    fn window(h: &mut Sha256, v: &trust_root::Validity) {
+        for end in [v.start, v.end] {
+            match end {
+                Some(t) => h.update(t.timestamp_millis().to_be_bytes()),
+                None => h.update(b"open"),
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    for (label, keys) in [("rekor", &t.rekor_keys), ("ct", &t.ct_keys)] {
+        h.update(label.as_bytes());
+        let sorted: BTreeMap<&[u8; 32], &trust_root::LogKey> = keys.iter().collect();
+        for (id, key) in sorted {
+            h.update(id);
+            h.update((key.spki_der.len() as u64).to_be_bytes());
+            h.update(&key.spki_der);
+            window(&mut h, &key.valid);
+        }
+    }
+    h.update(b"fulcio");
+    for cert in &t.fulcio_certs {
+        h.update((cert.der.len() as u64).to_be_bytes());
+        h.update(&cert.der);
+        window(&mut h, &cert.valid);
+    }
+    h.finalize().into()
 }
