@@ -25,6 +25,9 @@ pub struct AppState {
     pub admission: Arc<crate::admission::pipeline::Admission>,
     /// The largest accepted body, in bytes.
     pub body_limit: usize,
+    /// How long a request body may take to arrive (then 408): a client that
+    /// trickles its body never holds a handler longer than this.
+    pub body_timeout: std::time::Duration,
     /// Metrics handles.
     pub metrics: GatewayMetrics,
     /// The registry rendered at /metrics.
@@ -98,6 +101,7 @@ async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<bytes::Bytes, Response> {
     let too_large = || {
         plain_error(
@@ -112,7 +116,16 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match axum::body::to_bytes(body, limit).await {
+    let Ok(read) = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await else {
+        return Err(plain_error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        ));
+    };
+    match read {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -151,7 +164,7 @@ async fn handle(state: AppState, webhook: WebhookKind, request: Request) -> Resp
             "content type must be application/json".to_string(),
         );
     }
-    let body = match read_body(body, &parts.headers, state.body_limit).await {
+    let body = match read_body(body, &parts.headers, state.body_limit, state.body_timeout).await {
         Ok(b) => b,
         Err(response) => {
             count("bad_request");

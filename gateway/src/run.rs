@@ -181,6 +181,7 @@ pub async fn run(
     let state = AppState {
         admission: Arc::new(admission),
         body_limit: cli.max_body_bytes,
+        body_timeout: Duration::from_millis(cli.deadline_ms),
         metrics,
         registry: Arc::new(registry),
     };

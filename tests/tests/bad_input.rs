@@ -125,3 +125,41 @@ async fn bad_requests() {
     gw.process.assert_running();
     assert_eq!(gw.get("/healthz").await.0, 200);
 }
+
+/// A client that sends its headers and then trickles (here: stalls) its
+/// body gets 408 once the admission deadline has passed, instead of
+/// holding a handler forever; the gateway keeps answering others.
+#[tokio::test]
+async fn a_stalled_body_gets_408() {
+    let verifier = Verifier::start(POLICY, &[]);
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        args: vec!["--deadline-ms".into(), "300".into()],
+        wait_ready: true,
+    })
+    .await;
+    // One chunk of JSON, then nothing: the stream never ends.
+    let stalled = futures::StreamExt::chain(
+        futures::stream::once(async { Ok::<_, std::io::Error>(b"{\"apiVersion\":".to_vec()) }),
+        futures::stream::pending(),
+    );
+    let started = std::time::Instant::now();
+    let response = gw
+        .client
+        .post(format!("{}/mutate", gw.url()))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stalled))
+        .send()
+        .await
+        .expect("an answer while the body is still open");
+    assert_eq!(response.status().as_u16(), 408);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(text.trim(), "the request body did not arrive within 300 ms");
+    let (s, _) = gw.get("/healthz").await;
+    assert_eq!(s, 200);
+}
