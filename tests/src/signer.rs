@@ -135,3 +135,27 @@ pub fn sigtool(
 pub fn pki_path(name: &str) -> String {
     pki().join(name).display().to_string()
 }
+
+/// Signs `image` keylessly with the test PKI's Fulcio and Rekor, as
+/// `subject` from `issuer`.
+pub fn sign_keyless(
+    registry: &Registry,
+    image: &PushedImage,
+    issuer: &str,
+    subject: &str,
+) -> Value {
+    let fulcio = pki().display().to_string();
+    sigtool(
+        "sign-keyless",
+        registry,
+        image,
+        &[
+            "--fulcio-dir",
+            &fulcio,
+            "--issuer",
+            issuer,
+            "--san",
+            subject,
+        ],
+    )
+}

@@ -12,7 +12,9 @@ use portcullis_e2e::faults::{Fault, FaultProxy};
 use portcullis_e2e::procs::metric_sum;
 use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{PushedImage, pki, pki_path, push_image, sigtool, workspace_root};
+use portcullis_e2e::signer::{
+    PushedImage, pki, pki_path, push_image, sign_keyless, sigtool, workspace_root,
+};
 use portcullis_e2e::tuf;
 use portcullis_e2e::{Verifier, free_port};
 use portcullis_proto::{Reason, Source, VerifyRequest, VerifyResponse};
@@ -371,13 +373,7 @@ async fn a_trust_root_rotated_behind_the_same_config_misses() {
     const ALICE: &str = "alice@portcullis.test";
     let reg = Registry::start_plain();
     let image = push_image(&reg, "tuf-cache/app", "v1", 440);
-    let fulcio = pki().display().to_string();
-    sigtool(
-        "sign-keyless",
-        &reg,
-        &image,
-        &["--fulcio-dir", &fulcio, "--issuer", ISSUER, "--san", ALICE],
-    );
+    sign_keyless(&reg, &image, ISSUER, ALICE);
     let redis = Redis::start(None);
     let dir = tempfile::tempdir().unwrap();
     let mirror = dir.path().join("mirror");

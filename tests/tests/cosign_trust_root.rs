@@ -5,7 +5,7 @@
 
 use portcullis_e2e::config::{config_yaml, keyless_root, rule};
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{pki, push_image, sigtool};
+use portcullis_e2e::signer::{pki, push_image, sign_keyless};
 use portcullis_e2e::tuf;
 use portcullis_e2e::verify_json;
 use serde_json::{Value, json};
@@ -40,13 +40,7 @@ fn config(reg: &Registry, host: Value) -> String {
 fn keyless_with_trust_from_a_tuf_mirror() {
     let reg = Registry::start_plain();
     let image = push_image(&reg, "tuf/app", "v1", 600);
-    let fulcio = pki().display().to_string();
-    sigtool(
-        "sign-keyless",
-        &reg,
-        &image,
-        &["--fulcio-dir", &fulcio, "--issuer", ISSUER, "--san", ALICE],
-    );
+    sign_keyless(&reg, &image, ISSUER, ALICE);
     let dir = tempfile::tempdir().unwrap();
     let repo = mktuf(&dir.path().join("repo"), &[]);
     let host = tuf::mirror_host(&repo);
@@ -78,13 +72,7 @@ fn keyless_with_trust_from_a_tuf_mirror() {
 fn public_good_snapshot_is_the_keyless_default() {
     let reg = Registry::start_plain();
     let image = push_image(&reg, "tuf/pg", "v1", 601);
-    let fulcio = pki().display().to_string();
-    sigtool(
-        "sign-keyless",
-        &reg,
-        &image,
-        &["--fulcio-dir", &fulcio, "--issuer", ISSUER, "--san", ALICE],
-    );
+    sign_keyless(&reg, &image, ISSUER, ALICE);
     // No Fulcio/Rekor/CT material: the shipped public-good root is loaded,
     // and a certificate from the test CA does not chain to it.
     let (code, results, stderr) = verify_json(&config(&reg, json!({})), &[&image.reference], &[]);

@@ -452,31 +452,32 @@ pub fn parse_trusted_root_detailed(
     // Entries outside their window now are kept (they still vouch for
     // signatures made inside it) but do not count as usable now.
     let mut outside_now = Vec::new();
-    let (mut rekor_now, mut ct_now, mut fulcio_now) = (false, false, false);
-    for (i, log) in raw.tlogs.unwrap_or_default().iter().enumerate() {
-        if let Some((id, key)) = transparency_log("tlogs", i, log, &mut skipped)? {
-            match key.valid.excludes(now) {
-                Some(reason) => outside_now.push(Skipped {
-                    entry: entry_name(&format!("tlogs[{i}]"), log.base_url.as_deref()),
-                    reason,
-                }),
-                None => rekor_now = true,
+    let mut fulcio_now = false;
+    let mut logs = |list: &str,
+                    entries: Vec<RawLog>,
+                    into: &mut HashMap<[u8; 32], LogKey>|
+     -> Result<bool, TrustRootError> {
+        let mut any_now = false;
+        for (i, log) in entries.iter().enumerate() {
+            if let Some((id, key)) = transparency_log(list, i, log, &mut skipped)? {
+                match key.valid.excludes(now) {
+                    Some(reason) => outside_now.push(Skipped {
+                        entry: entry_name(&format!("{list}[{i}]"), log.base_url.as_deref()),
+                        reason,
+                    }),
+                    None => any_now = true,
+                }
+                into.insert(id, key);
             }
-            trust.rekor_keys.insert(id, key);
         }
-    }
-    for (i, log) in raw.ctlogs.unwrap_or_default().iter().enumerate() {
-        if let Some((id, key)) = transparency_log("ctlogs", i, log, &mut skipped)? {
-            match key.valid.excludes(now) {
-                Some(reason) => outside_now.push(Skipped {
-                    entry: entry_name(&format!("ctlogs[{i}]"), log.base_url.as_deref()),
-                    reason,
-                }),
-                None => ct_now = true,
-            }
-            trust.ct_keys.insert(id, key);
-        }
-    }
+        Ok(any_now)
+    };
+    let rekor_now = logs(
+        "tlogs",
+        raw.tlogs.unwrap_or_default(),
+        &mut trust.rekor_keys,
+    )?;
+    let ct_now = logs("ctlogs", raw.ctlogs.unwrap_or_default(), &mut trust.ct_keys)?;
     for (i, ca) in raw
         .certificate_authorities
         .unwrap_or_default()
