@@ -546,3 +546,49 @@ fn attestations_logged_in_every_rekor_entry_kind() {
         &format!("ATTESTATION_MISSING ({slsa})"),
     );
 }
+
+/// cosign 1.x logged `.sig` signatures as Rekor `rekord` entries (later:
+/// `hashedrekord`); both bind the entry to the signature.
+#[test]
+fn signatures_logged_as_rekord_entries() {
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "tlog/rekord", "v1", 95);
+    sigtool(
+        "sign-key",
+        &reg,
+        &image,
+        &[
+            "--key",
+            &pki_path("alice.key"),
+            "--rekor-key",
+            &pki_path("rekor.key"),
+            "--tlog-kind",
+            "rekord",
+        ],
+    );
+    let with = json!({"trustRoot": "alice", "verifyInTransparencyLog": true});
+    assert_allowed(
+        &verify_logged(&reg, &["alice"], with.clone(), &image.reference),
+        &image,
+    );
+    // The same entry kind with a tampered SET does not count.
+    let bad = push_image(&reg, "tlog/rekord-bad", "v1", 96);
+    sigtool(
+        "sign-key",
+        &reg,
+        &bad,
+        &[
+            "--key",
+            &pki_path("alice.key"),
+            "--rekor-key",
+            &pki_path("rekor.key"),
+            "--tlog-kind",
+            "rekord",
+            "--bad-set",
+        ],
+    );
+    assert_denied(
+        &verify_logged(&reg, &["alice"], with, &bad.reference),
+        "TLOG_INVALID",
+    );
+}

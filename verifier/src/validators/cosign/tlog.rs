@@ -8,7 +8,8 @@
 //!    candidate's. Without this, any valid Rekor entry would do (a gap in
 //!    sigstore-rs's `.sig` path).
 //!
-//! Supported bodies: `hashedrekord` 0.0.1, `dsse` 0.0.1, and for DSSE
+//! Supported bodies: `hashedrekord` 0.0.1, `rekord` 0.0.1 (cosign 1.x),
+//! `dsse` 0.0.1, and for DSSE
 //! attestations logged by cosign before v2.2, `intoto` 0.0.2 and 0.0.1.
 //! An `intoto` 0.0.1 body names no signature, only the signer and the
 //! payload hash: it binds the entry to "this signer signed this payload",
@@ -118,6 +119,9 @@ struct Hash {
 struct HashedRekordSignature {
     content: String,
     public_key: PublicKeyContent,
+    /// `rekord` only: the signature format (`x509` for cosign).
+    #[serde(default)]
+    format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -227,9 +231,14 @@ pub fn check_body(
     let body: Body =
         serde_json::from_slice(&entry.body).map_err(|_| mismatch("unparsable body"))?;
     match (body.kind.as_str(), body.api_version.as_str()) {
-        ("hashedrekord", "0.0.1") => {
+        // `rekord` 0.0.1 (cosign 1.x) has the same fields in its canonical
+        // form, plus the signature format.
+        (kind @ ("hashedrekord" | "rekord"), "0.0.1") => {
             let spec: HashedRekordSpec = serde_json::from_value(body.spec)
                 .map_err(|_| mismatch("unparsable hashedrekord"))?;
+            if kind == "rekord" && spec.signature.format.as_deref() != Some("x509") {
+                return Err(mismatch("rekord entry with a non-x509 signature"));
+            }
             if decode_b64(&spec.signature.content).as_deref() != Some(signature) {
                 return Err(mismatch("signature differs"));
             }
@@ -399,6 +408,23 @@ mod tests {
         assert_eq!(check(v1(Some(PAYLOAD))), Ok(()));
         assert!(check(v1(Some(b"another payload"))).is_err());
         assert!(check(v1(None)).is_err());
+    }
+
+    #[test]
+    fn rekord_binds_like_hashedrekord_and_needs_x509() {
+        let simple = Content::SimpleSigning {
+            payload: PAYLOAD.to_vec(),
+        };
+        let rekord = |format: &str, payload: &[u8]| {
+            serde_json::json!({"apiVersion": "0.0.1", "kind": "rekord", "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(payload))}},
+                "signature": {"content": b64(SIG), "format": format,
+                              "publicKey": {"content": b64(key_pem().as_bytes())}}}})
+        };
+        let check = |body| check_body(&entry(body), &simple, PAYLOAD, SIG, Signer::Key(KEY_DER));
+        assert_eq!(check(rekord("x509", PAYLOAD)), Ok(()));
+        assert!(check(rekord("x509", b"another payload")).is_err());
+        assert!(check(rekord("pgp", PAYLOAD)).is_err());
     }
 
     #[test]
