@@ -226,6 +226,35 @@ impl Registry {
     }
 }
 
+/// Registry config enabling htpasswd basic auth for `user`:`password`, the
+/// bcrypt hash made by python `bcrypt` into `dir/htpasswd`.
+pub fn htpasswd_auth(dir: &std::path::Path, user: &str, password: &str) -> String {
+    let hash = Command::new(crate::signer::python())
+        .args([
+            "-c",
+            &format!(
+                "import bcrypt; print(bcrypt.hashpw(b'{password}', bcrypt.gensalt(rounds=4)).decode())"
+            ),
+        ])
+        .output()
+        .expect("bcrypt");
+    assert!(
+        hash.status.success(),
+        "bcrypt: {}",
+        String::from_utf8_lossy(&hash.stderr)
+    );
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("{user}:{}", String::from_utf8_lossy(&hash.stdout)),
+    )
+    .expect("write htpasswd");
+    format!(
+        "auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n",
+        htpasswd.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

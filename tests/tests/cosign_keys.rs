@@ -65,6 +65,15 @@ fn sign(reg: &Registry, image: &PushedImage, key: &str) {
     );
 }
 
+/// Runs sigtool `subcommand` as alice, with the entry logged in the test
+/// Rekor, plus `extra` arguments.
+fn alice_logged(reg: &Registry, subcommand: &str, image: &PushedImage, extra: &[&str]) {
+    let (key, rekor) = (pki_path("alice.key"), pki_path("rekor.key"));
+    let mut args = vec!["--key", key.as_str(), "--rekor-key", rekor.as_str()];
+    args.extend_from_slice(extra);
+    sigtool(subcommand, reg, image, &args);
+}
+
 #[test]
 fn legacy_key_signature_allows_and_pins() {
     let reg = Registry::start_plain();
@@ -329,32 +338,11 @@ fn both_formats_at_once_count_together() {
 fn transparency_log_for_key_signatures() {
     let reg = Registry::start_plain();
     let logged = push_image(&reg, "tlog/logged", "v1", 50);
-    sigtool(
-        "sign-key",
-        &reg,
-        &logged,
-        &[
-            "--key",
-            &pki_path("alice.key"),
-            "--rekor-key",
-            &pki_path("rekor.key"),
-        ],
-    );
+    alice_logged(&reg, "sign-key", &logged, &[]);
     let unlogged = push_image(&reg, "tlog/unlogged", "v1", 51);
     sign(&reg, &unlogged, "alice");
     let bad_set = push_image(&reg, "tlog/badset", "v1", 52);
-    sigtool(
-        "sign-key",
-        &reg,
-        &bad_set,
-        &[
-            "--key",
-            &pki_path("alice.key"),
-            "--rekor-key",
-            &pki_path("rekor.key"),
-            "--bad-set",
-        ],
-    );
+    alice_logged(&reg, "sign-key", &bad_set, &["--bad-set"]);
     let with = json!({"trustRoot": "alice", "verifyInTransparencyLog": true});
     assert_allowed(
         &verify_logged(&reg, &["alice"], with.clone(), &logged.reference),
@@ -390,17 +378,7 @@ fn transparency_log_for_key_signatures() {
 fn bundles_with_a_log_entry() {
     let reg = Registry::start_plain();
     let image = push_image(&reg, "tlog/bundle", "v1", 53);
-    sigtool(
-        "bundle",
-        &reg,
-        &image,
-        &[
-            "--key",
-            &pki_path("alice.key"),
-            "--rekor-key",
-            &pki_path("rekor.key"),
-        ],
-    );
+    alice_logged(&reg, "bundle", &image, &[]);
     let with = json!({"trustRoot": "alice", "verifyInTransparencyLog": true});
     assert_allowed(
         &verify_logged(&reg, &["alice"], with, &image.reference),
@@ -497,36 +475,14 @@ fn attestations_logged_in_every_rekor_entry_kind() {
         "verifyInTransparencyLog": true,
         "attestations": [{"predicateType": slsa}],
     });
-    let logged_sign = |image: &PushedImage| {
-        sigtool(
-            "sign-key",
-            &reg,
-            image,
-            &[
-                "--key",
-                &pki_path("alice.key"),
-                "--rekor-key",
-                &pki_path("rekor.key"),
-            ],
-        );
-    };
     for (seed, kind) in (80..).zip(["dsse", "hashedrekord", "intoto-0.0.2", "intoto-0.0.1"]) {
         let image = push_image(&reg, &format!("att-log/{kind}"), "v1", seed);
-        logged_sign(&image);
-        sigtool(
-            "attest",
+        alice_logged(&reg, "sign-key", &image, &[]);
+        alice_logged(
             &reg,
+            "attest",
             &image,
-            &[
-                "--key",
-                &pki_path("alice.key"),
-                "--predicate-type",
-                slsa,
-                "--rekor-key",
-                &pki_path("rekor.key"),
-                "--tlog-kind",
-                kind,
-            ],
+            &["--predicate-type", slsa, "--tlog-kind", kind],
         );
         assert_allowed(
             &verify_logged(&reg, &["alice"], with.clone(), &image.reference),
@@ -534,7 +490,7 @@ fn attestations_logged_in_every_rekor_entry_kind() {
         );
     }
     let unlogged = push_image(&reg, "att-log/unlogged", "v1", 90);
-    logged_sign(&unlogged);
+    alice_logged(&reg, "sign-key", &unlogged, &[]);
     sigtool(
         "attest",
         &reg,
@@ -553,19 +509,7 @@ fn attestations_logged_in_every_rekor_entry_kind() {
 fn signatures_logged_as_rekord_entries() {
     let reg = Registry::start_plain();
     let image = push_image(&reg, "tlog/rekord", "v1", 95);
-    sigtool(
-        "sign-key",
-        &reg,
-        &image,
-        &[
-            "--key",
-            &pki_path("alice.key"),
-            "--rekor-key",
-            &pki_path("rekor.key"),
-            "--tlog-kind",
-            "rekord",
-        ],
-    );
+    alice_logged(&reg, "sign-key", &image, &["--tlog-kind", "rekord"]);
     let with = json!({"trustRoot": "alice", "verifyInTransparencyLog": true});
     assert_allowed(
         &verify_logged(&reg, &["alice"], with.clone(), &image.reference),
@@ -573,19 +517,11 @@ fn signatures_logged_as_rekord_entries() {
     );
     // The same entry kind with a tampered SET does not count.
     let bad = push_image(&reg, "tlog/rekord-bad", "v1", 96);
-    sigtool(
-        "sign-key",
+    alice_logged(
         &reg,
+        "sign-key",
         &bad,
-        &[
-            "--key",
-            &pki_path("alice.key"),
-            "--rekor-key",
-            &pki_path("rekor.key"),
-            "--tlog-kind",
-            "rekord",
-            "--bad-set",
-        ],
+        &["--tlog-kind", "rekord", "--bad-set"],
     );
     assert_denied(
         &verify_logged(&reg, &["alice"], with, &bad.reference),

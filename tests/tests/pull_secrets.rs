@@ -3,15 +3,13 @@
 //! API endpoint (see `portcullis_e2e::fake_kube`), the real gateway and
 //! verifier, and Redis to check that credentials are never written there.
 
-use std::process::Command;
-
 use base64::Engine as _;
 use portcullis_e2e::config::{config_yaml, key_roots, rule};
 use portcullis_e2e::fake_kube::FakeKube;
 use portcullis_e2e::redis::Redis;
-use portcullis_e2e::registry::Registry;
+use portcullis_e2e::registry::{Registry, htpasswd_auth};
 use portcullis_e2e::review::{allowed, message};
-use portcullis_e2e::signer::{pki_path, push_image, python, sigtool};
+use portcullis_e2e::signer::{pki_path, push_image, sigtool};
 use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
 use serde_json::json;
 
@@ -32,21 +30,7 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
         )
     });
     let dir = tempfile::tempdir().unwrap();
-    let hash = Command::new(python())
-        .args(["-c", &format!("import bcrypt; print(bcrypt.hashpw(b'{PASSWORD}', bcrypt.gensalt(rounds=4)).decode())")])
-        .output()
-        .unwrap();
-    assert!(hash.status.success());
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(
-        &htpasswd,
-        format!("puller:{}", String::from_utf8_lossy(&hash.stdout)),
-    )
-    .unwrap();
-    let auth = format!(
-        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-        htpasswd.display()
-    );
+    let auth = htpasswd_auth(dir.path(), "puller", PASSWORD);
     let reg =
         tokio::task::block_in_place(|| Registry::start_on(None, &auth, Some(&open.storage())));
     let host = reg.host();

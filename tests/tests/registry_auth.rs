@@ -5,12 +5,10 @@
 //! Images are pushed and signed into an open registry first; a second
 //! registry process with auth then serves the same storage.
 
-use std::process::Command;
-
 use portcullis_e2e::config::{config_yaml, key_roots, rule};
 use portcullis_e2e::notary::NotaryEnv;
-use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{PushedImage, pki_path, push_image, python, sigtool};
+use portcullis_e2e::registry::{Registry, htpasswd_auth};
+use portcullis_e2e::signer::{PushedImage, pki_path, push_image, sigtool};
 use portcullis_e2e::verify_json;
 use serde_json::{Value, json};
 
@@ -62,28 +60,7 @@ fn verify(host: &str, auth: Option<Value>, image: &str, extra: Value) -> Value {
 fn basic_auth_by_exact_host() {
     let (open, image) = signed_image();
     let dir = tempfile::tempdir().unwrap();
-    let htpasswd = dir.path().join("htpasswd");
-    let hash = Command::new(python())
-        .args([
-            "-c",
-            "import bcrypt,sys; print(bcrypt.hashpw(b'secret', bcrypt.gensalt(rounds=4)).decode())",
-        ])
-        .output()
-        .expect("bcrypt");
-    assert!(
-        hash.status.success(),
-        "bcrypt: {}",
-        String::from_utf8_lossy(&hash.stderr)
-    );
-    std::fs::write(
-        &htpasswd,
-        format!("portcullis:{}", String::from_utf8_lossy(&hash.stdout)),
-    )
-    .unwrap();
-    let auth = format!(
-        "auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n",
-        htpasswd.display()
-    );
+    let auth = htpasswd_auth(dir.path(), "portcullis", "secret");
     let reg = Registry::start_on(None, &auth, Some(&open.storage()));
     let host = reg.host();
     let reference = format!("{host}/private/app:v1");
