@@ -32,7 +32,7 @@ K8S_VERSIONS=${K8S_VERSIONS:-"1.30.0 1.33.0"}
 step() { printf '\n== %s\n' "$*"; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
-command -v kubectl >/dev/null || die "kubectl not found"
+command -v kubectl >/dev/null || die "kubectl not found: put kubectl 1.27 or later on PATH (Debian 12 packages only 1.20, too old for Kustomize components)"
 command -v openssl >/dev/null || die "openssl not found"
 VALIDATE=$ROOT/.local/venv/bin/kubernetes-validate
 [ -x "$VALIDATE" ] || VALIDATE=$(command -v kubernetes-validate) || die "kubernetes-validate not found (pip install kubernetes-validate)"
