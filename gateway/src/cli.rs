@@ -24,6 +24,19 @@ pub struct Cli {
     /// The webhook's private key (PEM).
     #[arg(long, env = "PORTCULLIS_TLS_KEY")]
     pub tls_key: PathBuf,
+    /// Require a client certificate chaining to this CA bundle (PEM) on the
+    /// webhook listener: the API server presents one through its
+    /// AdmissionConfiguration (deploy/kubernetes/README.md), and any other
+    /// client fails the TLS handshake and gets no answer. Reloaded when the
+    /// file changes. Kubelet probes present no certificate: serve them on
+    /// --probe-listen.
+    #[arg(long, env = "PORTCULLIS_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Also serve `GET /healthz`, `/readyz` and `/metrics` (never the
+    /// webhooks) over plain HTTP on this address, for kubelet probes and
+    /// Prometheus when --client-ca closes the webhook listener to them.
+    #[arg(long, env = "PORTCULLIS_PROBE_LISTEN")]
+    pub probe_listen: Option<SocketAddr>,
     /// Verifiers, comma-separated: `http://HOST:PORT` (plain TCP, an
     /// explicit choice), `https://HOST:PORT` (TLS), or `dns:///NAME:PORT` /
     /// `dns+https:///NAME:PORT` for every address of NAME (a headless
@@ -83,13 +96,13 @@ pub struct Cli {
     #[arg(long, env = "PORTCULLIS_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
     /// The gateway config file (YAML): detection mode, resource validation
-    /// mode, namespace scoping, child and unchanged approval, alerting, audit
-    /// log. See the README. Default: all off except child and unchanged
-    /// approval; audit log to stdout.
+    /// mode, namespace scoping, unchanged approval, alerting, audit log. See
+    /// the README. Default: all off except unchanged approval; audit log to
+    /// stdout.
     #[arg(long, env = "PORTCULLIS_GATEWAY_CONFIG")]
     pub config: Option<std::path::PathBuf>,
-    /// The Kubernetes API server URL, for namespace labels and owner
-    /// lookups. Default: in-cluster service account, or kubeconfig.
+    /// The Kubernetes API server URL, for namespace labels (namespace
+    /// scoping). Default: in-cluster service account, or kubeconfig.
     #[arg(long, env = "PORTCULLIS_KUBE_API_URL")]
     pub kube_api_url: Option<String>,
     /// CA bundle (PEM) of the API server given by --kube-api-url.

@@ -1,9 +1,8 @@
-//! Read-only access to the Kubernetes API (the `kube` crate), for the
-//! features that need more than the AdmissionReview carries: namespace
-//! labels and workload owners. Least privilege: `get` on namespaces and on
-//! the owner kinds below (see `deploy/kubernetes`).
+//! Read-only access to the Kubernetes API (the `kube` crate), for the one
+//! feature that needs more than the AdmissionReview carries: namespace
+//! labels (`namespacedValidation`). Least privilege: `get` on namespaces
+//! (see `deploy/kubernetes`).
 //!
-//! Kinds map to resources through a fixed table, never by appending "s".
 //! Namespace labels are cached for 30 s. Every failure is an error the
 //! caller turns into "verify normally": nothing here can allow by itself.
 
@@ -29,32 +28,12 @@ pub struct ClusterSettings {
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// The kind is not one we know how to read.
-    #[error("unsupported owner kind {0}")]
-    UnknownKind(String),
     /// The API server answered with an error or could not be reached.
     #[error("kubernetes API: {0}")]
     Api(String),
     /// Took too long.
     #[error("kubernetes API did not answer in time")]
     Timeout,
-}
-
-/// The resource (plural) of each kind we read.
-pub fn resource_of(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "Namespace" => "namespaces",
-        "Pod" => "pods",
-        "Secret" => "secrets",
-        "ReplicaSet" => "replicasets",
-        "Deployment" => "deployments",
-        "StatefulSet" => "statefulsets",
-        "DaemonSet" => "daemonsets",
-        "Job" => "jobs",
-        "CronJob" => "cronjobs",
-        "ReplicationController" => "replicationcontrollers",
-        _ => return None,
-    })
 }
 
 /// A read-only Kubernetes client.
@@ -111,32 +90,13 @@ impl Cluster {
         })
     }
 
-    fn api(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-    ) -> Result<Api<DynamicObject>, ClusterError> {
-        let plural =
-            resource_of(kind).ok_or_else(|| ClusterError::UnknownKind(kind.to_string()))?;
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        Ok(match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        })
-    }
-
-    /// Reads one object.
-    pub async fn get(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<DynamicObject, ClusterError> {
-        let api = self.api(api_version, kind, namespace)?;
+    /// Reads one namespace.
+    async fn namespace(&self, name: &str) -> Result<DynamicObject, ClusterError> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", "v1", "Namespace"),
+            "namespaces",
+        );
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
         match tokio::time::timeout(self.timeout, api.get(name)).await {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(e)) => Err(ClusterError::Api(e.to_string())),
@@ -152,26 +112,11 @@ impl Cluster {
         if let Some(labels) = self.labels.get(namespace).await {
             return Ok(labels);
         }
-        let ns = self.get("v1", "Namespace", None, namespace).await?;
+        let ns = self.namespace(namespace).await?;
         let labels = ns.metadata.labels.unwrap_or_default();
         self.labels
             .insert(namespace.to_string(), labels.clone())
             .await;
         Ok(labels)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_plurals() {
-        assert_eq!(resource_of("ReplicaSet"), Some("replicasets"));
-        assert_eq!(
-            resource_of("ReplicationController"),
-            Some("replicationcontrollers")
-        );
-        assert_eq!(resource_of("Ingress"), None, "no naive pluralisation");
     }
 }

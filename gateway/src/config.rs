@@ -38,7 +38,11 @@ pub struct GatewayConfig {
     /// Namespace scoping by label.
     #[serde(default)]
     pub namespaced_validation: NamespacedValidation,
-    /// Approve Pods/ReplicaSets whose owner holds the same images.
+    /// Accepted for Connaisseur compatibility; it skips nothing. A child
+    /// (a Pod or ReplicaSet created by its controller) is verified like any
+    /// object: its owner's template says nothing about whether the owner
+    /// was verified under enforcement, and the verification costs a
+    /// verdict-cache hit when it was (see `admission::shortcuts`).
     #[serde(default)]
     pub automatic_child_approval: Toggle,
     /// Approve UPDATEs that change no image.

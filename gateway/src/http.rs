@@ -34,7 +34,17 @@ pub struct AppState {
     pub registry: Arc<Registry>,
 }
 
-/// Builds the router.
+/// The router of the plain-HTTP probe listener (`--probe-listen`): health,
+/// readiness and metrics, never the webhooks.
+pub fn probe_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Builds the router of the webhook listener.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/mutate", post(mutate))

@@ -36,7 +36,7 @@ pub struct GatewayMetrics {
     /// detection mode.
     pub would_deny: Family<Labels, Counter>,
     /// `portcullis_skipped_total{reason}`: admissions allowed without
-    /// verification (deleting, unchanged, child, namespace, podsOnly).
+    /// verification (deleting, unchanged, namespace, no_images, operation).
     pub skipped: Family<Labels, Counter>,
     /// `portcullis_alerts_total{event, result}`: `sent`, `failed`, `dropped`.
     pub alerts: Family<Labels, Counter>,

@@ -14,7 +14,7 @@ use crate::cli::Cli;
 use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::GatewayConfig;
 use crate::discovery::{self, NameResolver, Target, TargetError};
-use crate::http::{AppState, router};
+use crate::http::{AppState, probe_router, router};
 use crate::metrics::GatewayMetrics;
 use crate::pool::{PoolSettings, VerifierPool};
 use crate::tls;
@@ -35,9 +35,9 @@ pub enum StartError {
     /// The verifier list is unusable.
     #[error("--verifier: {0}")]
     Pool(#[from] crate::pool::PoolError),
-    /// The serving certificate cannot be loaded.
-    #[error("--tls-cert/--tls-key: {0}")]
-    Tls(std::io::Error),
+    /// The serving certificate, its key or the client CA cannot be loaded.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
     /// The config file is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
@@ -155,13 +155,15 @@ pub async fn run(
             }
         });
     }
-    let tls_config = tls::load(&cli.tls_cert, &cli.tls_key)
-        .await
-        .map_err(StartError::Tls)?;
+    let serving = tls::ServingFiles {
+        cert: cli.tls_cert.clone(),
+        key: cli.tls_key.clone(),
+        client_ca: cli.client_ca.clone(),
+    };
+    let tls_config = tls::load(&serving)?;
     tls::spawn_reloader(
         tls_config.clone(),
-        cli.tls_cert.clone(),
-        cli.tls_key.clone(),
+        serving,
         Duration::from_millis(cli.tls_reload_interval_ms.max(100)),
         metrics.clone(),
     );
@@ -193,17 +195,37 @@ pub async fn run(
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         });
     }
-    tracing::info!(addr = %cli.listen, verifiers = ?cli.verifier, "gateway listening");
+    tracing::info!(
+        addr = %cli.listen,
+        verifiers = ?cli.verifier,
+        client_auth = cli.client_ca.is_some(),
+        "gateway listening"
+    );
+    let probe_app = probe_router(state.clone());
+    let probe_handle = handle.clone();
+    let probes = async move {
+        match cli.probe_listen {
+            Some(addr) => {
+                tracing::info!(%addr, "serving probes and metrics over plain HTTP");
+                axum_server::bind(addr)
+                    .handle(probe_handle)
+                    .serve(probe_app.into_make_service())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
     // TCP_NODELAY: without it, the first response on a new TLS 1.3
     // connection can wait ~40 ms behind the session-ticket write for the
     // client's delayed ACK.
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
         .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    axum_server::bind(cli.listen)
+    let webhook = axum_server::bind(cli.listen)
         .acceptor(acceptor)
-        .handle(handle)
-        .serve(router(state).into_make_service())
-        .await
+        .handle(handle.clone())
+        .serve(router(state).into_make_service());
+    tokio::try_join!(webhook, probes)
+        .map(|_| ())
         .map_err(StartError::Serve)
 }
 
@@ -283,11 +305,10 @@ fn spawn_client_tls_reloader(cli: &Cli, pool: Arc<VerifierPool>) {
     });
 }
 
-/// Connects to the Kubernetes API when a feature needs it (child approval,
-/// namespace scoping). Without access those features verify normally.
+/// Connects to the Kubernetes API when a feature needs it (namespace
+/// scoping). Without access, namespaces are validated.
 async fn connect_cluster(cli: &Cli, config: &GatewayConfig) -> Option<Cluster> {
-    let needed = config.automatic_child_approval.enabled || config.namespaced_validation.enabled;
-    if !needed {
+    if !config.namespaced_validation.enabled {
         return None;
     }
     let settings = ClusterSettings {
@@ -298,7 +319,7 @@ async fn connect_cluster(cli: &Cli, config: &GatewayConfig) -> Option<Cluster> {
     match Cluster::connect(&settings).await {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::warn!(error = %e, "no Kubernetes API access: child approval and namespace scoping will verify normally");
+            tracing::warn!(error = %e, "no Kubernetes API access: every namespace will be validated");
             None
         }
     }

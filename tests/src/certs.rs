@@ -84,3 +84,12 @@ impl TestCa {
         files
     }
 }
+
+impl LeafFiles {
+    /// The certificate and key as a client identity for reqwest.
+    pub fn identity(&self) -> reqwest::Identity {
+        let mut pem = std::fs::read(&self.cert).expect("read cert");
+        pem.extend(std::fs::read(&self.key).expect("read key"));
+        reqwest::Identity::from_pem(&pem).expect("client identity")
+    }
+}

@@ -215,6 +215,10 @@ pub struct GatewayOptions {
     pub args: Vec<String>,
     /// Wait for /readyz before returning (otherwise only /healthz).
     pub wait_ready: bool,
+    /// Start with `--client-ca` (a CA of its own, in `client_ca/`) and
+    /// `--probe-listen`; the harness's client presents a certificate from
+    /// that CA, as the API server would.
+    pub client_auth: bool,
 }
 
 /// A running `portcullis-gateway` with an HTTPS client that trusts it.
@@ -229,6 +233,9 @@ pub struct Gateway {
     pub ca: TestCa,
     /// The temp dir holding certs and logs.
     pub dir: tempfile::TempDir,
+    /// With `client_auth`: the CA given as `--client-ca`, and the plain-HTTP
+    /// `--probe-listen` address.
+    pub client_auth: Option<(TestCa, SocketAddr)>,
 }
 
 impl Gateway {
@@ -239,6 +246,21 @@ impl Gateway {
         let leaf = ca.issue("gateway");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut cmd = Command::new(bin_path("portcullis-gateway"));
+        let mut builder = reqwest::Client::builder();
+        let mut client_auth = None;
+        if options.client_auth {
+            let ca_dir = dir.path().join("client_ca");
+            std::fs::create_dir_all(&ca_dir).expect("client CA dir");
+            let client_ca = TestCa::new(&ca_dir, "apiserver client");
+            let probe: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            cmd.arg("--client-ca")
+                .arg(client_ca.cert_path())
+                .arg("--probe-listen")
+                .arg(probe.to_string());
+            let leaf = client_ca.issue("kube-apiserver");
+            builder = builder.identity(leaf.identity());
+            client_auth = Some((client_ca, probe));
+        }
         cmd.arg("--listen")
             .arg(addr.to_string())
             .arg("--tls-cert")
@@ -252,7 +274,7 @@ impl Gateway {
             .args(&options.args)
             .env("PORTCULLIS_LOG", "info");
         let process = Process::spawn("gateway", cmd, dir.path().join("gateway.log"));
-        let client = reqwest::Client::builder()
+        let client = builder
             .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA")])
             .timeout(Duration::from_secs(30))
             .build()
@@ -263,6 +285,7 @@ impl Gateway {
             client,
             ca,
             dir,
+            client_auth,
         };
         let path = if options.wait_ready {
             "/readyz"

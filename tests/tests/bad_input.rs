@@ -10,6 +10,7 @@ async fn stack() -> (Verifier, Gateway) {
         verifiers: vec![verifier.url()],
         args: vec!["--max-body-bytes".into(), "65536".into()],
         wait_ready: true,
+        ..Default::default()
     })
     .await;
     (verifier, gateway)
@@ -136,6 +137,7 @@ async fn a_stalled_body_gets_408() {
         verifiers: vec![verifier.url()],
         args: vec!["--deadline-ms".into(), "300".into()],
         wait_ready: true,
+        ..Default::default()
     })
     .await;
     // One chunk of JSON, then nothing: the stream never ends.

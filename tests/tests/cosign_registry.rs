@@ -126,6 +126,7 @@ async fn a_hanging_registry_cannot_outlast_the_admission_deadline() {
         verifiers: vec![verifier.url()],
         args: vec!["--deadline-ms".into(), "1500".into()],
         wait_ready: true,
+        ..Default::default()
     })
     .await;
     let image_ref = format!("{host}/faults/hang:v1");

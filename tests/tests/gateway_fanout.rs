@@ -51,6 +51,7 @@ async fn gateway_for(stubs: &[&StubVerifier], args: &[&str]) -> Gateway {
         verifiers: stubs.iter().map(|s| s.url()).collect(),
         args: args.iter().map(|s| s.to_string()).collect(),
         wait_ready: true,
+        ..Default::default()
     })
     .await
 }

@@ -1,8 +1,9 @@
 //! The gateway's operating modes, end to end with the real gateway and
 //! verifier (static policy: `evil:*` is denied, `nginx:*` allowed), a real
-//! local alert receiver, and — for child approval and namespace scoping — a
-//! fake Kubernetes API endpoint over HTTPS (there is no kube-apiserver on
-//! this machine; see `portcullis_e2e::fake_kube`).
+//! local alert receiver, and — for namespace scoping — a fake Kubernetes API
+//! endpoint over HTTPS (there is no kube-apiserver on this machine; see
+//! `portcullis_e2e::fake_kube`). Shortcuts and side doors are in
+//! `side_doors.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ async fn stack(config: &str, extra: Vec<String>) -> Stack {
         verifiers: vec![verifier.url()],
         args,
         wait_ready: true,
+        ..Default::default()
     })
     .await;
     Stack {
@@ -204,54 +206,6 @@ async fn unchanged_updates_skip_verification() {
         .mutate(&Review::pod(pod_spec(&["evil:1"], &[], &[])).update(old))
         .await;
     assert!(!allowed(&body));
-}
-
-fn child_pod(images: &[&str], owner_uid: &str) -> Review {
-    let mut review = Review::pod(pod_spec(images, &[], &[]));
-    review.json["request"]["object"]["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9", "uid": owner_uid,
-        "controller": true, "blockOwnerDeletion": true
-    }]);
-    review
-}
-
-fn replica_set(uid: &str, images: &[&str]) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": "web-7d4b9", "namespace": "default", "uid": uid},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec(images, &[], &[])}}
-    })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_approval_by_owner() {
-    let kube = FakeKube::start().await;
-    let rs_path = "/apis/apps/v1/namespaces/default/replicasets/web-7d4b9";
-    // The owner holds the same (here: denied) images, so its child is
-    // approved without verification — proving the shortcut is taken.
-    kube.put(rs_path, replica_set("uid-1", &["evil:1"]));
-    let s = stack("", kube.flags()).await;
-    let body = s.mutate(&child_pod(&["evil:1"], "uid-1")).await;
-    assert!(allowed(&body), "matching owner: {body}");
-    assert!(kube.requests().contains(&rs_path.to_string()));
-    let records = s.audit(1).await;
-    assert_eq!(records[0]["skip_reason"], "child");
-
-    // A mismatched UID (the owner was replaced): verified, and denied.
-    let body = s.mutate(&child_pod(&["evil:1"], "uid-other")).await;
-    assert!(!allowed(&body), "mismatched UID: {body}");
-    // Different images from the owner's: verified.
-    let body = s.mutate(&child_pod(&["evil:2"], "uid-1")).await;
-    assert!(!allowed(&body));
-    // An owner that can't be read: verified, never allowed on error.
-    let mut orphan = child_pod(&["evil:1"], "uid-1");
-    orphan.json["request"]["object"]["metadata"]["ownerReferences"][0]["name"] = json!("gone");
-    let body = s.mutate(&orphan).await;
-    assert!(!allowed(&body), "unreadable owner: {body}");
-    drop(kube);
-    let body = s.mutate(&child_pod(&["evil:1"], "uid-1")).await;
-    assert!(!allowed(&body), "API down: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,7 @@ async fn dns_discovery_follows_verifiers() {
             "200".into(),
         ],
         wait_ready: true,
+        ..Default::default()
     })
     .await;
     assert_eq!(gw.metric("portcullis_verifier_endpoints").await, 3.0);
@@ -160,6 +161,7 @@ async fn no_verifier_left_means_prompt_denials() {
         verifiers: verifiers.iter().map(Verifier::url).collect(),
         args: vec!["--deadline-ms".into(), "3000".into()],
         wait_ready: true,
+        ..Default::default()
     })
     .await;
     for v in &mut verifiers {
@@ -197,6 +199,7 @@ async fn webhook_certificate_rotation_under_load() {
             verifiers: vec![verifier.url()],
             args: vec!["--tls-reload-interval-ms".into(), "100".into()],
             wait_ready: true,
+            ..Default::default()
         })
         .await,
     );
@@ -294,6 +297,7 @@ async fn mtls_between_gateway_and_verifier() {
             path(key),
         ],
         wait_ready: false,
+        ..Default::default()
     };
     let mut good = Gateway::start(gateway(&client.chain, &client.key)).await;
     good.wait_for("/readyz", Duration::from_secs(10)).await;

@@ -4,13 +4,15 @@
 //! `spec.jobTemplate.spec.template.spec` for a CronJob, and at
 //! `spec.template.spec` for every other object (Deployment, ReplicaSet,
 //! StatefulSet, DaemonSet, Job, ReplicationController, and any custom
-//! resource with a pod template). Within it, `containers`, `initContainers`
-//! and `ephemeralContainers` are read. An object without a pod spec has
-//! nothing to verify.
+//! resource with a pod template). Within it, every field the kubelet pulls
+//! an image for is read: `containers[].image`, `initContainers[].image`,
+//! `ephemeralContainers[].image` and `volumes[].image.reference` (image
+//! volumes, Kubernetes' `ImageVolume` feature). An object without a pod spec
+//! has nothing to verify.
 
 use serde_json::Value;
 
-/// Which list of the pod spec a container is in.
+/// Which list of the pod spec an image is named in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerKind {
     /// `containers`.
@@ -19,6 +21,9 @@ pub enum ContainerKind {
     Init,
     /// `ephemeralContainers`.
     Ephemeral,
+    /// `volumes[].image.reference`: an image volume, pulled and mounted by
+    /// the kubelet like a container image.
+    Volume,
 }
 
 impl ContainerKind {
@@ -28,10 +33,11 @@ impl ContainerKind {
             ContainerKind::Container => "containers",
             ContainerKind::Init => "initContainers",
             ContainerKind::Ephemeral => "ephemeralContainers",
+            ContainerKind::Volume => "volumes",
         }
     }
 
-    const ALL: [ContainerKind; 3] = [
+    const CONTAINERS: [ContainerKind; 3] = [
         ContainerKind::Container,
         ContainerKind::Init,
         ContainerKind::Ephemeral,
@@ -43,7 +49,8 @@ impl ContainerKind {
 pub struct ImageSite {
     /// The image as written.
     pub image: String,
-    /// The JSON Pointer of the `image` field, for the patch.
+    /// The JSON Pointer of the field naming the image (`.../image`, or
+    /// `.../image/reference` for a volume), for the patch.
     pub pointer: String,
     /// Which container list it is in.
     pub container_kind: ContainerKind,
@@ -53,7 +60,7 @@ pub struct ImageSite {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extraction {
     /// Every image site, in order: containers, initContainers,
-    /// ephemeralContainers, each by index.
+    /// ephemeralContainers, volumes, each by index.
     pub sites: Vec<ImageSite>,
     /// The names of the pod spec's `imagePullSecrets`.
     pub pull_secrets: Vec<String>,
@@ -120,7 +127,7 @@ pub fn extract(kind: &str, object: &Value) -> Result<Extraction, ExtractError> {
         pod_spec_pointer: Some(pointer.to_string()),
         ..Default::default()
     };
-    for container_kind in ContainerKind::ALL {
+    for container_kind in ContainerKind::CONTAINERS {
         let field = container_kind.field();
         let list_pointer = format!("{pointer}/{field}");
         let list = match spec.get(field) {
@@ -158,6 +165,7 @@ pub fn extract(kind: &str, object: &Value) -> Result<Extraction, ExtractError> {
             }
         }
     }
+    extract_volumes(spec, pointer, &mut out.sites)?;
     if let Some(Value::Array(secrets)) = spec.get("imagePullSecrets") {
         out.pull_secrets = secrets
             .iter()
@@ -165,6 +173,66 @@ pub fn extract(kind: &str, object: &Value) -> Result<Extraction, ExtractError> {
             .collect();
     }
     Ok(out)
+}
+
+/// Adds the image volumes of `spec` (at `pointer`): each
+/// `volumes[i].image.reference`. Volumes of other types are skipped; a
+/// `volumes` that is not a list, a volume that is not an object, or an
+/// `image` source that is not an object or whose `reference` is not a string
+/// is an error naming the place.
+fn extract_volumes(
+    spec: &serde_json::Map<String, Value>,
+    pointer: &str,
+    sites: &mut Vec<ImageSite>,
+) -> Result<(), ExtractError> {
+    let list_pointer = format!("{pointer}/volumes");
+    let list = match spec.get("volumes") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(ExtractError {
+                pointer: list_pointer,
+                problem: "is not a list",
+            });
+        }
+    };
+    for (i, volume) in list.iter().enumerate() {
+        let Some(volume) = volume.as_object() else {
+            return Err(ExtractError {
+                pointer: format!("{list_pointer}/{i}"),
+                problem: "is not an object",
+            });
+        };
+        let source = match volume.get("image") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(source)) => source,
+            Some(_) => {
+                return Err(ExtractError {
+                    pointer: format!("{list_pointer}/{i}/image"),
+                    problem: "is not an object",
+                });
+            }
+        };
+        let reference_pointer = format!("{list_pointer}/{i}/image/reference");
+        match source.get("reference") {
+            Some(Value::String(reference)) => sites.push(ImageSite {
+                image: reference.clone(),
+                pointer: reference_pointer,
+                container_kind: ContainerKind::Volume,
+            }),
+            // As for a container without an image: nothing to pull here
+            // (the API server rejects a Pod like this; a template may leave
+            // it to be filled in later, and the Pod is verified then).
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                return Err(ExtractError {
+                    pointer: reference_pointer,
+                    problem: "is not a string",
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -232,6 +300,54 @@ mod tests {
     }
 
     #[test]
+    fn image_volumes_in_pods_and_templates() {
+        let spec = json!({
+            "containers": [{"image": "app:1"}],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "c"}},
+                {"name": "models", "image": {"reference": "models:2", "pullPolicy": "IfNotPresent"}},
+                {"name": "later", "image": {"pullPolicy": "Always"}}
+            ]
+        });
+        assert_eq!(
+            images("Pod", json!({ "spec": spec })),
+            vec![
+                ("app:1".into(), "/spec/containers/0/image".into()),
+                ("models:2".into(), "/spec/volumes/1/image/reference".into()),
+            ]
+        );
+        let ex = extract("Deployment", &json!({"spec": {"template": {"spec": spec}}})).unwrap();
+        assert_eq!(
+            ex.sites[1].pointer,
+            "/spec/template/spec/volumes/1/image/reference"
+        );
+        assert_eq!(ex.sites[1].container_kind, ContainerKind::Volume);
+        let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}});
+        assert_eq!(
+            images("CronJob", cron)[1].1,
+            "/spec/jobTemplate/spec/template/spec/volumes/1/image/reference"
+        );
+    }
+
+    #[test]
+    fn malformed_image_volumes() {
+        let bad =
+            |volumes: Value| extract("Pod", &json!({"spec": {"volumes": volumes}})).unwrap_err();
+        assert_eq!(bad(json!({"image": {}})).pointer, "/spec/volumes");
+        assert_eq!(bad(json!(["x"])).pointer, "/spec/volumes/0");
+        assert_eq!(
+            bad(json!([{"image": "evil:1"}])).pointer,
+            "/spec/volumes/0/image"
+        );
+        let e = bad(json!([{"image": {"reference": ["evil:1"]}}]));
+        assert_eq!(e.pointer, "/spec/volumes/0/image/reference");
+        assert_eq!(
+            e.to_string(),
+            "malformed pod spec: /spec/volumes/0/image/reference is not a string"
+        );
+    }
+
+    #[test]
     fn no_pod_spec_means_nothing() {
         assert!(images("ConfigMap", json!({"data": {"a": "b"}})).is_empty());
         assert!(images("Pod", json!({})).is_empty());
@@ -283,6 +399,8 @@ mod tests {
                 Just("ephemeralContainers".to_string()),
                 Just("image".to_string()),
                 Just("imagePullSecrets".to_string()),
+                Just("volumes".to_string()),
+                Just("reference".to_string()),
                 Just("name".to_string()),
                 "[a-z]{1,4}",
             ];

@@ -1,9 +1,12 @@
 //! One admission, start to finish, under the gateway's modes:
 //!
-//! 1. DELETE/CONNECT, objects without images, objects being deleted: allow.
-//! 2. Out-of-scope namespaces, unchanged UPDATEs, children approved by
-//!    their owner: allow without verifying ([`super::shortcuts`]).
-//! 3. Otherwise verify every image ([`super::judge`]).
+//! 1. DELETE/CONNECT and objects without images: allow.
+//! 2. UPDATEs of objects being deleted that add no image, out-of-scope
+//!    namespaces, unchanged UPDATEs: allow without verifying
+//!    ([`super::shortcuts`], which says what each may skip and what it can
+//!    never allow).
+//! 3. Otherwise verify every image ([`super::judge`]), children of
+//!    controllers included.
 //! 4. `podsOnly` relaxes non-Pod kinds, and detection mode relaxes every
 //!    denial, into an allow with warnings (never a patch for relaxed
 //!    controllers).
@@ -42,7 +45,7 @@ pub struct Admission {
     pub limits: AdmissionLimits,
     /// The operating modes.
     pub config: Arc<GatewayConfig>,
-    /// Read-only API access (namespace labels, owners), if available.
+    /// Read-only API access (namespace labels), if available.
     pub cluster: Option<Cluster>,
     /// Alert receivers.
     pub alerter: Alerter,
@@ -118,11 +121,12 @@ impl Admission {
             (_, "DELETE" | "CONNECT") | (None, _) => return skipped("operation"),
             (Some(object), _) => object,
         };
-        if shortcuts::is_deleting(request) {
-            return skipped(Skip::Deleting.label());
-        }
+        let deleting = shortcuts::is_deleting(request);
         let extraction = match extract::extract(&request.kind.kind, object) {
             Ok(e) => e,
+            Err(_) if deleting && shortcuts::pod_spec_unchanged(request) => {
+                return skipped(Skip::Deleting.label());
+            }
             Err(e) => {
                 return (
                     self.relax_or_deny(uid, Verdicts::default(), vec![e.to_string()], request),
@@ -132,6 +136,9 @@ impl Admission {
         };
         if extraction.sites.is_empty() {
             return skipped("no_images");
+        }
+        if deleting && shortcuts::is_unchanged(request, &extraction) {
+            return skipped(Skip::Deleting.label());
         }
         let namespace = request.namespace.as_deref().unwrap_or_default();
         let scoping = self.config.namespaced_validation;
@@ -145,11 +152,6 @@ impl Admission {
             && shortcuts::is_unchanged(request, &extraction)
         {
             return skipped(Skip::Unchanged.label());
-        }
-        if self.config.automatic_child_approval.enabled
-            && shortcuts::approved_by_owner(self.cluster.as_ref(), request, &extraction).await
-        {
-            return skipped(Skip::Child.label());
         }
         let verdicts = judge(&extraction, request, &self.pool, self.limits, deadline).await;
         (self.conclude(request, webhook, verdicts, &extraction), None)

@@ -1,22 +1,39 @@
-//! The cases where an admission is allowed without verifying its images:
+//! The cases where an admission is allowed without asking the verifiers.
+//!
+//! The rule every shortcut here follows: **a shortcut may skip work, never
+//! the verdict.** Whatever is allowed without asking the verifiers must be
+//! something that is already admitted, for exactly the images that will run.
+//! So each shortcut is written down by what it may skip and what it can
+//! never allow:
 //!
 //! * **deleting:** an UPDATE on an object whose `oldObject` has a
-//!   `deletionTimestamp`, so that finalizers can be removed (Connaisseur
-//!   users had Pods stuck Terminating);
+//!   `deletionTimestamp`, that adds no image `oldObject` lacks (removing a
+//!   finalizer, changing labels or status). It may skip re-verifying images
+//!   that are already in the object, so a finalizer can always be removed
+//!   (Connaisseur users had Pods stuck Terminating). It never allows a new
+//!   image: the API server accepts spec changes on an object held by a
+//!   finalizer, so a changed image is verified like in any UPDATE. It holds
+//!   in every configuration (it is not `automaticUnchangedApproval`).
 //! * **unchanged:** an UPDATE whose images all already appear in
-//!   `oldObject` (no image is new);
-//! * **child:** a Pod or ReplicaSet whose controlling owner (matched by
-//!   `ownerReferences` name *and* UID, read from the API) has a pod template
-//!   with the same images;
+//!   `oldObject` (`automaticUnchangedApproval`). It may skip images that are
+//!   already part of the object; it never allows an image the object did not
+//!   hold. New Pods of a controller are verified on their own CREATE.
 //! * **namespace:** the namespace is out of scope by its
-//!   `portcullis.dev/webhook` label.
+//!   `portcullis.dev/webhook` label (`namespacedValidation`), which only a
+//!   cluster administrator can set. A label that can't be read validates.
+//!
+//! There is no owner-based shortcut ("child approval"): an owner's template
+//! says nothing about whether it was ever verified under enforcement (it may
+//! be being deleted, relaxed by `podsOnly` or detection mode, in an exempt
+//! namespace, older than the webhook or than the current policy). A child is
+//! verified like any object, which costs a verdict-cache hit when its owner's
+//! images were verified: the owner was pinned to digests, and verdicts are
+//! cached by digest under the current policy and trust roots.
 //!
 //! Every lookup failure means "verify normally": these shortcuts can only
 //! save work, never allow on error.
 
 use std::collections::BTreeSet;
-
-use serde_json::Value;
 
 use super::extract::{self, Extraction};
 use super::review::AdmissionRequest;
@@ -26,12 +43,10 @@ use crate::config::{NAMESPACE_LABEL, NamespaceMode};
 /// Why verification was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
-    /// The object is being deleted.
+    /// The object is being deleted and the UPDATE adds no image.
     Deleting,
     /// No image changed.
     Unchanged,
-    /// The owner holds the same images.
-    Child,
     /// The namespace is out of scope.
     Namespace,
 }
@@ -42,7 +57,6 @@ impl Skip {
         match self {
             Skip::Deleting => "deleting",
             Skip::Unchanged => "unchanged",
-            Skip::Child => "child",
             Skip::Namespace => "namespace",
         }
     }
@@ -56,6 +70,20 @@ pub fn is_deleting(request: &AdmissionRequest) -> bool {
             .as_ref()
             .and_then(|o| o.pointer("/metadata/deletionTimestamp"))
             .is_some_and(|t| !t.is_null())
+}
+
+/// Whether an UPDATE leaves the pod spec exactly as it was (both present
+/// and equal). Used where the new pod spec cannot be read: an object being
+/// deleted whose spec did not change is let go even if it is malformed.
+pub fn pod_spec_unchanged(request: &AdmissionRequest) -> bool {
+    if request.operation != "UPDATE" {
+        return false;
+    }
+    let (Some(new), Some(old)) = (&request.object, &request.old_object) else {
+        return false;
+    };
+    let pointer = extract::pod_spec_pointer(&request.kind.kind);
+    new.pointer(pointer).is_some() && new.pointer(pointer) == old.pointer(pointer)
 }
 
 /// Whether an UPDATE introduces no image that `oldObject` lacks.
@@ -104,83 +132,10 @@ pub async fn namespace_out_of_scope(
     }
 }
 
-/// Whether a Pod or ReplicaSet is approved by its controlling owner.
-pub async fn approved_by_owner(
-    cluster: Option<&Cluster>,
-    request: &AdmissionRequest,
-    extraction: &Extraction,
-) -> bool {
-    let kind = request.kind.kind.as_str();
-    if !matches!(kind, "Pod" | "ReplicaSet") || extraction.sites.is_empty() {
-        return false;
-    }
-    let (Some(cluster), Some(object)) = (cluster, &request.object) else {
-        return false;
-    };
-    let Some(owner) = controller_reference(object) else {
-        return false;
-    };
-    let namespace = request.namespace.as_deref().unwrap_or_default();
-    let fetched = match cluster
-        .get(
-            &owner.api_version,
-            &owner.kind,
-            Some(namespace),
-            &owner.name,
-        )
-        .await
-    {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::info!(owner = %owner.name, kind = %owner.kind, error = %e, "cannot read the owner; verifying");
-            return false;
-        }
-    };
-    if fetched.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
-        tracing::warn!(owner = %owner.name, "owner UID differs from the ownerReference; verifying");
-        return false;
-    }
-    let owner_object =
-        serde_json::json!({"spec": fetched.data.get("spec").cloned().unwrap_or(Value::Null)});
-    let Ok(owner_images) = extract::extract(&owner.kind, &owner_object) else {
-        return false;
-    };
-    let theirs: BTreeSet<&str> = owner_images
-        .sites
-        .iter()
-        .map(|s| s.image.as_str())
-        .collect();
-    let ours: BTreeSet<&str> = extraction.sites.iter().map(|s| s.image.as_str()).collect();
-    !theirs.is_empty() && theirs == ours
-}
-
-/// A controlling owner reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OwnerRef {
-    api_version: String,
-    kind: String,
-    name: String,
-    uid: String,
-}
-
-fn controller_reference(object: &Value) -> Option<OwnerRef> {
-    let refs = object.pointer("/metadata/ownerReferences")?.as_array()?;
-    refs.iter()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-        .and_then(|r| {
-            Some(OwnerRef {
-                api_version: r.get("apiVersion")?.as_str()?.to_string(),
-                kind: r.get("kind")?.as_str()?.to_string(),
-                name: r.get("name")?.as_str()?.to_string(),
-                uid: r.get("uid")?.as_str()?.to_string(),
-            })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn request(op: &str, object: Value, old: Option<Value>) -> AdmissionRequest {
         serde_json::from_value(json!({
@@ -193,10 +148,14 @@ mod tests {
         json!({"metadata": {}, "spec": {"containers": images.iter().map(|i| json!({"image": i})).collect::<Vec<_>>()}})
     }
 
+    fn deleting(mut object: Value) -> Value {
+        object["metadata"]["deletionTimestamp"] = json!("2026-11-24T00:00:00Z");
+        object
+    }
+
     #[test]
     fn deleting_and_unchanged() {
-        let mut old = pod(&["a:1"]);
-        old["metadata"]["deletionTimestamp"] = json!("2026-11-24T00:00:00Z");
+        let old = deleting(pod(&["a:1"]));
         assert!(is_deleting(&request("UPDATE", pod(&["a:1"]), Some(old))));
         assert!(!is_deleting(&request(
             "UPDATE",
@@ -217,20 +176,36 @@ mod tests {
     }
 
     #[test]
-    fn controller_reference_only() {
-        let o = json!({"metadata": {"ownerReferences": [
-            {"apiVersion": "v1", "kind": "Node", "name": "n", "uid": "1"},
-            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "2", "controller": true}
-        ]}});
-        assert_eq!(
-            controller_reference(&o),
-            Some(OwnerRef {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name: "rs".into(),
-                uid: "2".into()
-            })
-        );
-        assert_eq!(controller_reference(&json!({"metadata": {}})), None);
+    fn a_new_image_volume_is_a_change() {
+        let mut new = pod(&["a:1"]);
+        new["spec"]["volumes"] = json!([{"name": "v", "image": {"reference": "evil:1"}}]);
+        let r = request("UPDATE", new, Some(deleting(pod(&["a:1"]))));
+        let ex = extract::extract("Pod", r.object.as_ref().unwrap()).unwrap();
+        assert!(!is_unchanged(&r, &ex));
+    }
+
+    #[test]
+    fn pod_spec_unchanged_compares_the_spec_only() {
+        let mut old = deleting(pod(&["a:1"]));
+        old["spec"]["containers"][0]["image"] = json!(5);
+        let mut new = old.clone();
+        new["metadata"]["finalizers"] = json!([]);
+        assert!(pod_spec_unchanged(&request(
+            "UPDATE",
+            new.clone(),
+            Some(old.clone())
+        )));
+        new["spec"]["containers"][0]["image"] = json!(6);
+        assert!(!pod_spec_unchanged(&request(
+            "UPDATE",
+            new,
+            Some(old.clone())
+        )));
+        assert!(!pod_spec_unchanged(&request("CREATE", old.clone(), None)));
+        assert!(!pod_spec_unchanged(&request(
+            "UPDATE",
+            json!({"metadata": {}}),
+            Some(json!({"metadata": {}}))
+        )));
     }
 }
