@@ -2,18 +2,24 @@
 """Checks rendered Portcullis manifests (the output of `kubectl kustomize`).
 
     check_manifests.py VARIANT RENDERED.yaml [--verifier-bin BIN]
+                       [--apiserver-cidrs CIDR[,CIDR...]]
     check_manifests.py --source-kinds gateway/src/admission/extract.rs
 
 VARIANT is base, dev, production or cert-manager (base plus
 components/cert-manager); it selects the expectations that differ (replica
-counts, autoscaling, where the caBundle comes from). Prints one line per
-check and exits 1 if any failed. Run by deploy/test-manifests.sh; needs PyYAML
+counts, autoscaling, where the caBundle comes from, client authentication
+of the API server). --apiserver-cidrs: what was passed to
+gen-webhook-certs.sh --apiserver-cidr (`private` included), which the
+gateway's NetworkPolicy must admit exactly. Prints one line per check and
+exits 1 if any failed. Run by deploy/test-manifests.sh; needs PyYAML
 (a dependency of kubernetes-validate) and openssl.
 """
 
 import argparse
 import base64
+import ipaddress
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -49,6 +55,17 @@ REDIS_REPLICA = "portcullis-redis-replica"
 GATEWAY_DEFAULT_DEADLINE_MS = 8000  # gateway/src/cli.rs
 # Time the API server needs around the gateway's own budget (TLS, network).
 TIMEOUT_MARGIN_MS = 1000
+# The NetworkPolicy that admits the API server to the webhook port; the base
+# ships a placeholder source (TEST-NET-1, RFC 5737) that gen-webhook-certs.sh
+# --apiserver-cidr replaces.
+APISERVER_POLICY = "portcullis-gateway-from-apiserver"
+PLACEHOLDER_CIDR = "192.0.2.1/32"
+# gen-webhook-certs.sh --apiserver-cidr private
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]
+# Broadest ranges production may admit to the webhook port.
+MAX_PRODUCTION_PREFIX = {4: 16, 6: 48}
+# The API server's client CA (gen-webhook-certs.sh), for gateway --client-ca.
+CLIENT_CA_SECRET = "portcullis-gateway-client-ca"
 CLUSTER_SCOPED = {
     "Namespace",
     "PriorityClass",
@@ -376,18 +393,27 @@ def check_pods(c, docs):
         sa = spec.get("serviceAccountName")
         c.ok(sa in sas, f"{name}: ServiceAccount {sa} exists")
         if name == "portcullis-gateway":
-            # The gateway reads namespaces and owners (child approval,
-            # namespace scoping): a token, bound to a get-only ClusterRole.
+            # The gateway reads namespace labels (namespace scoping): a
+            # token, bound to a ClusterRole that gets namespaces and nothing
+            # else.
             c.ok(spec.get("automountServiceAccountToken") is not False,
                  f"{name}: service account token mounted for its read-only API access")
             roles = [d for d in docs if d.get("kind") == "ClusterRole"
                      and d["metadata"]["name"] == "portcullis-gateway-reader"]
-            verbs = {v for r in roles for rule in r.get("rules", []) for v in rule.get("verbs", [])}
-            resources = {res for r in roles for rule in r.get("rules", []) for res in rule.get("resources", [])}
-            c.ok(roles and verbs == {"get"}, f"{name}: its ClusterRole only gets")
-            c.ok("secrets" not in resources, f"{name}: its ClusterRole reads no secrets")
-            c.ok({"namespaces", "replicasets", "deployments", "jobs"} <= resources,
-                 f"{name}: its ClusterRole reads namespaces and owners")
+            rules = [rule for r in roles for rule in r.get("rules", [])]
+            verbs = {v for rule in rules for v in rule.get("verbs", [])}
+            resources = {res for rule in rules for res in rule.get("resources", [])}
+            groups = {g for rule in rules for g in rule.get("apiGroups", [])}
+            c.ok(bool(roles) and verbs == {"get"}, f"{name}: its ClusterRole only gets", str(sorted(verbs)))
+            c.ok(resources == {"namespaces"} and groups == {""}
+                 and not any(rule.get("nonResourceURLs") for rule in rules),
+                 f"{name}: its ClusterRole reads namespaces only", str(sorted(resources)))
+            others = [f"{d['kind']}/{d['metadata']['name']}" for d in docs
+                      if d.get("kind") in ("ClusterRoleBinding", "RoleBinding")
+                      and any(sub.get("kind") == "ServiceAccount" and sub.get("name") == sa
+                              for sub in d.get("subjects") or [])
+                      and d["roleRef"]["name"] != "portcullis-gateway-reader"]
+            c.ok(not others, f"{name}: no other role is bound to its service account", ", ".join(others))
         else:
             c.ok(spec.get("automountServiceAccountToken") is False
                  or (sa in sas and sas[sa].get("automountServiceAccountToken") is False),
@@ -592,7 +618,65 @@ def check_scaling(c, docs, variant):
             c.ok(REDIS_REPLICA in deps, "production: a Redis replica")
 
 
-def check_network(c, docs, variant):
+def expand_cidrs(spec):
+    """gen-webhook-certs.sh --apiserver-cidr values -> canonical networks."""
+    out = []
+    for item in spec.split(","):
+        item = item.strip()
+        for cidr in PRIVATE_RANGES if item == "private" else [item]:
+            out.append(ipaddress.ip_network(cidr, strict=True))
+    return out
+
+
+def check_apiserver_policy(c, docs, variant, expected_cidrs):
+    """The one way into the webhook port: the API server's address ranges."""
+    pol = one(docs, "NetworkPolicy", APISERVER_POLICY)
+    if not c.ok(pol is not None, f"NetworkPolicy {APISERVER_POLICY} exists"):
+        return
+    gw = deployments(docs).get(GATEWAY)
+    https = container_port(pod_spec(gw)["containers"][0], "https") if gw else None
+    rules = pol["spec"].get("ingress") or []
+    froms = [f for r in rules for f in r.get("from") or []]
+    c.ok(bool(rules) and all(r.get("from") for r in rules),
+         f"{APISERVER_POLICY}: no rule without sources (an empty `from` admits every source)")
+    c.ok(bool(froms) and all(set(f) == {"ipBlock"} for f in froms),
+         f"{APISERVER_POLICY}: admits ipBlocks only, never a pod or namespace selector")
+    c.ok(all(r.get("ports") and all(p.get("port") in (https, "https") and p.get("protocol", "TCP") == "TCP"
+                                    for p in r["ports"]) for r in rules),
+         f"{APISERVER_POLICY}: on the gateway's HTTPS port ({https}/TCP) only")
+    cidrs = [f["ipBlock"]["cidr"] for f in froms if "ipBlock" in f]
+    nets, bad = [], []
+    for cidr in cidrs:
+        try:
+            n = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            bad.append(cidr)
+            continue
+        if str(n) == cidr and n.prefixlen > 0:
+            nets.append(n)
+        else:
+            bad.append(cidr)
+    c.ok(not bad, f"{APISERVER_POLICY}: every ipBlock is a canonical CIDR, no host bits, not /0", ", ".join(bad))
+    c.ok(not any(f["ipBlock"].get("except") for f in froms if "ipBlock" in f),
+         f"{APISERVER_POLICY}: no `except` (the ranges are the control plane's, whole)")
+    if variant == "base":
+        c.ok(cidrs == [PLACEHOLDER_CIDR],
+             f"base: exactly the placeholder {PLACEHOLDER_CIDR} (TEST-NET-1: an unconfigured install admits nobody)",
+             ", ".join(cidrs))
+        return
+    c.ok(PLACEHOLDER_CIDR not in cidrs and bool(cidrs),
+         f"{variant}: the placeholder is replaced by gen-webhook-certs.sh --apiserver-cidr ({', '.join(cidrs)})")
+    if variant == "production":
+        broad = [str(n) for n in nets if n.prefixlen < MAX_PRODUCTION_PREFIX[n.version]]
+        c.ok(not broad, f"production: no range broader than /{MAX_PRODUCTION_PREFIX[4]} (IPv4) or "
+             f"/{MAX_PRODUCTION_PREFIX[6]} (IPv6) admitted to the webhook port", ", ".join(broad))
+    if expected_cidrs is not None:
+        c.ok(sorted(map(str, nets)) == sorted(map(str, expected_cidrs)),
+             f"{variant}: admits exactly the --apiserver-cidr ranges ({', '.join(map(str, expected_cidrs))})",
+             ", ".join(cidrs))
+
+
+def check_network(c, docs, variant, expected_cidrs=None):
     print("network policies")
     deps = deployments(docs)
     pols = find(docs, "NetworkPolicy")
@@ -637,9 +721,11 @@ def check_network(c, docs, variant):
         c.ok(ports <= cports, f"{dst}: policies open only its own ports {sorted(ports)}")
         if dst == GATEWAY:
             c.ok(bool(blocks) and ports == {container_port(pod_spec(deps[dst])["containers"][0], "https")},
-                 f"{dst}: reachable from the API server's address ranges ({', '.join(blocks)}) on its HTTPS port only")
+                 f"{dst}: reachable from the API server's address ranges ({', '.join(blocks)}) "
+                 "on its HTTPS port only (not the probe port)")
         else:
             c.ok(not blocks, f"{dst}: no address range allowed in")
+    check_apiserver_policy(c, docs, variant, expected_cidrs)
 
 
 def check_redis(c, docs, variant):
@@ -754,6 +840,114 @@ def check_tls(c, docs, variant, hooks):
                  f"Redis certificate names the host verifiers dial ({m.group(1)})")
 
 
+def pem_certs(data):
+    """The PEM certificates in a bundle, whitespace-normalised."""
+    return [re.sub(r"\s+", "", m) for m in re.findall(
+        r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", (data or b"").decode(errors="replace"), re.S)]
+
+
+def gateway_setting(cont, flag, env):
+    f = flags(cont)
+    if flag in f:
+        return f[flag]
+    e = env_of(cont).get(env)
+    return e.get("value") if e else None
+
+
+def port_of(addr):
+    m = re.fullmatch(r".*:(\d+)", addr or "")
+    return int(m.group(1)) if m else None
+
+
+def check_client_auth(c, docs, variant, hooks):
+    """Gateway --client-ca: only the API server gets an answer."""
+    print("API server authentication (gateway --client-ca)")
+    if variant != "base":
+        s = generated(docs, "Secret", CLIENT_CA_SECRET)
+        certs = pem_certs(secret_bytes(s, "ca.crt")) if s else []
+        c.ok(bool(certs), f"Secret {CLIENT_CA_SECRET} (gen-webhook-certs.sh) has ca.crt, a PEM certificate")
+    gw = deployments(docs).get(GATEWAY)
+    if not gw:
+        return
+    spec = pod_spec(gw)
+    cont = spec["containers"][0]
+    client_ca = gateway_setting(cont, "client-ca", "PORTCULLIS_CLIENT_CA")
+    probe_listen = gateway_setting(cont, "probe-listen", "PORTCULLIS_PROBE_LISTEN")
+    listen_port = port_of(gateway_setting(cont, "listen", "PORTCULLIS_LISTEN"))
+    probe_port = port_of(probe_listen)
+    https = container_port(cont, "https")
+    if variant == "production":
+        c.ok(client_ca is not None,
+             "production: the webhook listener requires the API server's client certificate (--client-ca)")
+        c.ok(probe_listen is not None,
+             "production: --probe-listen is set (kubelet probes present no client certificate)")
+    # Probes reach what listens: HTTPS on the webhook port (only without
+    # --client-ca), plain HTTP on the probe port.
+    for pname in ("readinessProbe", "livenessProbe"):
+        hg = (cont.get(pname) or {}).get("httpGet")
+        if not c.ok(hg is not None, f"gateway {pname}: httpGet"):
+            continue
+        port, scheme = container_port(cont, hg["port"]), hg.get("scheme", "HTTP")
+        if client_ca:
+            c.ok(probe_port is not None and port == probe_port and scheme == "HTTP",
+                 f"gateway {pname}: plain HTTP on the --probe-listen port {probe_port} "
+                 "(the webhook port demands a client certificate kubelet does not have)",
+                 f"port {hg['port']} ({port}), {scheme}")
+        else:
+            c.ok((port == listen_port and scheme == "HTTPS") or (port == probe_port and scheme == "HTTP"),
+                 f"gateway {pname}: {scheme} on port {port}, which serves it (no --client-ca)")
+    if probe_listen is not None:
+        c.ok(probe_port is not None and container_port(cont, "probes") == probe_port,
+             f"gateway --probe-listen {probe_listen}: its port is the container port named probes")
+        c.ok(probe_port != listen_port, "gateway: the probe listener is not the webhook listener")
+    if not client_ca:
+        print(f"  note  {variant}: no --client-ca: the webhook port answers any client the NetworkPolicy admits")
+        return
+    # The CA file comes from a mounted Secret.
+    d, base = posixpath.split(client_ca)
+    vols = {v["name"]: v for v in spec.get("volumes") or []}
+    mount = next((m for m in cont.get("volumeMounts") or [] if m["mountPath"].rstrip("/") == d), None)
+    vol = vols.get(mount["name"]) if mount else None
+    secret = generated(docs, "Secret", vol["secret"]["secretName"]) if vol and "secret" in vol else None
+    key = base
+    for item in (vol or {}).get("secret", {}).get("items") or []:
+        if item["path"] == base:
+            key = item["key"]
+    provided = secret is not None and secret_bytes(secret, key) is not None
+    c.ok(provided,
+         f"gateway --client-ca {client_ca}: {d} mounts a volume from a Secret in the render that provides {base}",
+         f"mount {mount and mount['name']}, volume {vol}")
+    if not provided:
+        return
+    sname = secret["metadata"]["name"]
+    ca_pem = secret_bytes(secret, key)
+    client_cas = pem_certs(ca_pem)
+    c.ok(bool(client_cas), f"{sname}: {key} holds PEM certificates")
+    bundles = {w.get("clientConfig", {}).get("caBundle") for _, w in hooks}
+    main = pem_certs(base64.b64decode(next(iter(bundles), None) or ""))
+    c.ok(bool(main) and not set(client_cas) & set(main),
+         f"{sname}: the client CA is not the webhooks' caBundle CA (a separate CA)")
+    # No certificate of the installation's other CA passes for the API server.
+    leaked = []
+    for sec in find(docs, "Secret"):
+        crt = secret_bytes(sec, "tls.crt") if sec.get("type") == "kubernetes.io/tls" else None
+        if crt and verify_chain(ca_pem, crt)[0]:
+            leaked.append(sec["metadata"]["name"])
+    c.ok(not leaked, "no certificate in the installation's TLS Secrets chains to the client CA", ", ".join(leaked))
+    # The kubeconfig user gen-webhook-certs.sh writes is the Service's DNS
+    # name without a port, which the API server uses for port 443 only.
+    c.ok(all((w.get("clientConfig", {}).get("service") or {}).get("port", 443) == 443 for _, w in hooks),
+         f"every webhook calls Service port 443 "
+         f"(the API server's kubeconfig user is {GATEWAY}.{NAMESPACE}.svc, no port)")
+    # The API server calls the webhook listener, not the probe listener.
+    svc = one(docs, "Service", GATEWAY)
+    svc_ports = (svc or {}).get("spec", {}).get("ports") or []
+    targets = {container_port(cont, p.get("targetPort", p["port"])) for p in svc_ports}
+    c.ok(targets == {https} and https == listen_port,
+         f"Service {GATEWAY} targets the webhook listener ({https}, --listen), never the probe port ({probe_port})",
+         str(targets))
+
+
 def check_verifier_config(c, docs, verifier_bin):
     print("verifier policy")
     cm = generated(docs, "ConfigMap", "portcullis-verifier-config")
@@ -795,11 +989,17 @@ def main():
     ap.add_argument("rendered", nargs="?")
     ap.add_argument("--verifier-bin")
     ap.add_argument("--source-kinds", metavar="EXTRACT_RS")
+    ap.add_argument("--apiserver-cidrs", metavar="CIDR[,CIDR...]",
+                    help="what gen-webhook-certs.sh was given as --apiserver-cidr")
     a = ap.parse_args()
     if a.source_kinds:
         sys.exit(0 if check_source_kinds(a.source_kinds) else 1)
     if not (a.variant and a.rendered):
         ap.error("VARIANT and RENDERED are required")
+    try:
+        expected_cidrs = expand_cidrs(a.apiserver_cidrs) if a.apiserver_cidrs else None
+    except ValueError as e:
+        ap.error(f"--apiserver-cidrs: {e}")
     docs = load(a.rendered)
     c = Checker(a.variant)
     check_objects(c, docs)
@@ -809,9 +1009,10 @@ def main():
     check_references(c, docs, a.variant)
     check_services(c, docs)
     check_scaling(c, docs, a.variant)
-    check_network(c, docs, a.variant)
+    check_network(c, docs, a.variant, expected_cidrs)
     check_redis(c, docs, a.variant)
     check_tls(c, docs, a.variant, hooks)
+    check_client_auth(c, docs, a.variant, hooks)
     check_verifier_config(c, docs, a.verifier_bin)
     print(f"{a.variant}: {c.count - len(c.failures)}/{c.count} checks passed")
     sys.exit(1 if c.failures else 0)
