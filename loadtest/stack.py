@@ -356,6 +356,62 @@ def catalogue(path, registry, groups, notary):
     return data
 
 
+class OwnerApi:
+    """A stub Kubernetes API (HTTPS, HTTP/1.1 keep-alive, one thread per
+    connection) that serves the rollout Pods' owner ReplicaSet, as
+    loadtest/lib.js names it, holding `image`. For `--owner-api`: comparing
+    a gateway that reads owners (automatic child approval before it was
+    removed) with one that verifies children. Every other path is a 404."""
+
+    RS = "web-7d4b9c8f6d"
+    UID = "3b1e8f8e-6a4c-4a8e-9e55-1b1f2c3d4e5f"
+
+    def __init__(self, cert, key, image, namespace="payments"):
+        import http.server
+
+        path = "/apis/apps/v1/namespaces/%s/replicasets/%s" % (namespace, self.RS)
+        body = json.dumps({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": self.RS, "namespace": namespace, "uid": self.UID},
+            "spec": {"replicas": 1000, "template": {"spec": {"containers": [{"name": "c0", "image": image}]}}},
+        }).encode()
+        missing = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                              "reason": "NotFound", "code": 404}).encode()
+        api = self
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                api.requests += 1
+                found = self.path.split("?")[0] == path
+                data = body if found else missing
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.token = os.path.join(STATE, "owner-api.token")
+        with open(self.token, "w") as f:
+            f.write("loadtest")
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def gateway_flags(self, ca):
+        return ["--kube-api-url", "https://127.0.0.1:%d" % self.port, "--kube-ca", ca,
+                "--kube-token-file", self.token]
+
+
 # ---------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------
@@ -656,6 +712,10 @@ def main():
                          "one image over all verifiers, which exercises the cross-verifier Redis lease")
     ap.add_argument("--no-notary", action="store_true", help="do not start Notary (no dct images)")
     ap.add_argument("--keep", action="store_true", help="keep the stack up after the run until Ctrl-C")
+    ap.add_argument("--owner-api", action="store_true",
+                    help="rollout: serve the Pods' owner ReplicaSet from a stub Kubernetes API and point the "
+                         "gateway at it (to measure a gateway that reads owners, e.g. an older one through "
+                         "PORTCULLIS_BIN_DIR; today's gateway reads none)")
     ap.add_argument("--no-build", action="store_true",
                     help="(run.sh) skip cargo build --release --workspace; also PORTCULLIS_NO_BUILD=1")
     a = ap.parse_args()
@@ -732,12 +792,19 @@ def main():
                         raise Failure("%s metrics did not answer" % name)
                     stack.check_alive()
                     time.sleep(0.05)
+        owner_api = None
+        if a.owner_api:
+            rollout = groups["rollout"][0]
+            owner_api = OwnerApi(cert, key, "%s/%s:%s" % (registry, rollout["repo"], rollout["tag"]))
+            log("owner API https://127.0.0.1:%d" % owner_api.port)
         gw_port = free_port()
         gateway = stack.spawn("gateway", [
             os.path.join(bindir, "portcullis-gateway"), "--listen", "127.0.0.1:%d" % gw_port,
             "--tls-cert", cert, "--tls-key", key,
             "--verifier", ",".join("http://127.0.0.1:%d" % p for p in grpc),
-        ] + (["--balance", a.balance] if a.balance else []), stdout_path=os.path.join(run_dir, "gateway.log"), env=venv)
+        ] + (["--balance", a.balance] if a.balance else [])
+          + (owner_api.gateway_flags(cert) if owner_api else []),
+                              stdout_path=os.path.join(run_dir, "gateway.log"), env=venv)
         target = "https://127.0.0.1:%d" % gw_port
         tls = ssl.create_default_context(cafile=cert)
         end = time.time() + 30
@@ -820,6 +887,8 @@ def main():
                            "%d admissions, %d errors" % (r["admissions"], r["errors"])))
             checks.append(("p99 <= %g ms" % p99, r["latency_ms"]["p99"] <= p99, "%.1f ms" % r["latency_ms"]["p99"]))
             extra["rollout_image"] = image
+            if owner_api:
+                extra["owner_api_requests"] = owner_api.requests
             if not all(c[1] for c in checks):
                 rc = 1
 
@@ -841,6 +910,8 @@ def main():
                 a.max_p99_ms, ("%d/s" % extra["max_rate"]) if extra["max_rate"] else "none of the steps"))
         for name, ok, detail in checks:
             print("- %s %s: %s" % ("PASS" if ok else "FAIL", name, detail))
+        if "owner_api_requests" in extra:
+            print("- owner API requests (--owner-api): %d" % extra["owner_api_requests"])
         out = os.path.join(results_dir, "%s-%s.json" % (a.scenario, stamp))
         with open(out, "w") as f:
             json.dump({
