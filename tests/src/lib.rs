@@ -13,6 +13,7 @@ pub mod config;
 pub mod dns;
 pub mod fake_kube;
 pub mod faults;
+pub mod mode_stack;
 pub mod notary;
 pub mod procs;
 pub mod receiver;

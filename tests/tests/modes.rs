@@ -8,71 +8,17 @@
 use std::time::{Duration, Instant};
 
 use portcullis_e2e::fake_kube::FakeKube;
+use portcullis_e2e::mode_stack::ModeStack;
 use portcullis_e2e::receiver::Receiver;
 use portcullis_e2e::review::{allowed, message, patch};
-use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
+use portcullis_e2e::{Review, pod_spec};
 use serde_json::{Value, json};
 
 const POLICY: &str = include_str!("../data/static-policy.yaml");
 
-struct Stack {
-    _verifier: Verifier,
-    gw: Gateway,
-    audit: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-/// A verifier and a gateway with `config` (gateway YAML; the audit log is
-/// added) and extra gateway flags.
-async fn stack(config: &str, extra: Vec<String>) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let config_path = dir.path().join("gateway.yaml");
-    std::fs::write(
-        &config_path,
-        format!("{config}\nauditLog: {{path: {}}}\n", audit.display()),
-    )
-    .unwrap();
-    let verifier = Verifier::start(POLICY, &[]);
-    let mut args = vec!["--config".to_string(), config_path.display().to_string()];
-    args.extend(extra);
-    let gw = Gateway::start(GatewayOptions {
-        verifiers: vec![verifier.url()],
-        args,
-        wait_ready: true,
-        ..Default::default()
-    })
-    .await;
-    Stack {
-        _verifier: verifier,
-        gw,
-        audit,
-        _dir: dir,
-    }
-}
-
-impl Stack {
-    async fn mutate(&self, review: &Review) -> Value {
-        let (status, body) = self.gw.post_json("/mutate", &review.json).await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    /// The audit records so far (waits briefly for the writer).
-    async fn audit(&self, at_least: usize) -> Vec<Value> {
-        let end = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
-            let records: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("audit JSON"))
-                .collect();
-            if records.len() >= at_least || Instant::now() > end {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+/// The stack with the static policy.
+async fn stack(config: &str, extra: Vec<String>) -> ModeStack {
+    ModeStack::start(POLICY, config, extra).await
 }
 
 fn warnings(body: &Value) -> Vec<String> {

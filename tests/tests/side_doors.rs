@@ -7,10 +7,9 @@
 //!
 //! The rule under test: a shortcut may skip work, never the verdict.
 
-use std::time::{Duration, Instant};
-
 use portcullis_e2e::config::{config_yaml, cosign_keys_only, key_roots, rule};
 use portcullis_e2e::fake_kube::FakeKube;
+use portcullis_e2e::mode_stack::ModeStack;
 use portcullis_e2e::registry::Registry;
 use portcullis_e2e::review::{allowed, message, patch};
 use portcullis_e2e::signer::{pki_path, push_image, sigtool};
@@ -20,69 +19,12 @@ use serde_json::{Value, json};
 /// `evil:*` is denied, `nginx:*` allowed (static rules).
 const POLICY: &str = include_str!("../data/static-policy.yaml");
 
-struct Stack {
-    _verifier: Verifier,
-    gw: Gateway,
-    audit: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+async fn stack_with(policy: &str, config: &str, extra: Vec<String>) -> ModeStack {
+    ModeStack::start(policy, config, extra).await
 }
 
-/// A verifier with `policy` and a gateway with `config` (gateway YAML; an
-/// audit log is added) and `extra` flags.
-async fn stack_with(policy: &str, config: &str, extra: Vec<String>) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let config_path = dir.path().join("gateway.yaml");
-    std::fs::write(
-        &config_path,
-        format!("{config}\nauditLog: {{path: {}}}\n", audit.display()),
-    )
-    .unwrap();
-    let verifier = Verifier::start(policy, &[]);
-    let mut args = vec!["--config".to_string(), config_path.display().to_string()];
-    args.extend(extra);
-    let gw = Gateway::start(GatewayOptions {
-        verifiers: vec![verifier.url()],
-        args,
-        wait_ready: true,
-        ..Default::default()
-    })
-    .await;
-    Stack {
-        _verifier: verifier,
-        gw,
-        audit,
-        _dir: dir,
-    }
-}
-
-async fn stack(config: &str, extra: Vec<String>) -> Stack {
+async fn stack(config: &str, extra: Vec<String>) -> ModeStack {
     stack_with(POLICY, config, extra).await
-}
-
-impl Stack {
-    async fn mutate(&self, review: &Review) -> Value {
-        let (status, body) = self.gw.post_json("/mutate", &review.json).await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    /// The audit record of `uid` (the writer is asynchronous: waits for it).
-    async fn audit_of(&self, uid: &str) -> Value {
-        let end = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
-            if let Some(record) = text
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).expect("audit JSON"))
-                .find(|r| r["uid"] == uid)
-            {
-                return record;
-            }
-            assert!(Instant::now() < end, "no audit record for {uid}:\n{text}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 /// `review` as an UPDATE of an object that is being deleted and held by a
@@ -263,7 +205,7 @@ struct SignedRegistry {
     signed: String,
     signed_digest: String,
     unsigned: String,
-    stack: Stack,
+    stack: ModeStack,
 }
 
 async fn signed_registry() -> SignedRegistry {
