@@ -175,6 +175,134 @@ fn certificate_problems() {
     assert_eq!(reason(&verify(&reg, &image.reference)), "TLOG_INVALID");
 }
 
+#[test]
+fn one_certificate_is_one_vote_however_many_identities_match() {
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "kl/votes", "v1", 125);
+    keyless(&reg, &image, &[]);
+    let roots = json!([
+        {"name": "anyone", "keyless": {"issuer": ISSUER, "subjectRegex": ".*@portcullis\\.test"}},
+        {"name": "alice", "keyless": {"issuer": ISSUER, "subject": ALICE}},
+    ]);
+    let verify_threshold = || {
+        let config = config_yaml(
+            vec![cosign_for(&reg, roots.clone())],
+            vec![rule(
+                &format!("{}/**", reg.host()),
+                "signed",
+                json!({"trustRoot": "*", "threshold": 2}),
+            )],
+        );
+        let (_, results, stderr) = verify_json(&config, &[&image.reference], &[]);
+        results
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{stderr}"))
+    };
+    let r = verify_threshold();
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(reason(&r), "THRESHOLD_NOT_MET (1 of 2)", "{r}");
+    // A second signature (another certificate) is a second vote.
+    let fulcio = pki().display().to_string();
+    sigtool(
+        "bundle",
+        &reg,
+        &image,
+        &[
+            "--keyless",
+            "--fulcio-dir",
+            &fulcio,
+            "--issuer",
+            ISSUER,
+            "--san",
+            ALICE,
+        ],
+    );
+    let r = verify_threshold();
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+/// A private Fulcio whose intermediate has the extended key usage `eku`
+/// (`none`: no extension), a keyless signature from it with leaf EKU
+/// `leaf_eku`, and the verifier's answer.
+fn private_fulcio(eku: &str, leaf_eku: &str, seed: u64) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("pki");
+    let out = std::process::Command::new(portcullis_e2e::signer::python())
+        .arg(portcullis_e2e::signer::workspace_root().join("tests/fixtures/cosign/sigtool.py"))
+        .args(["pki", pki_dir.to_str().unwrap(), "--intermediate-eku", eku])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = |name: &str| std::fs::read_to_string(pki_dir.join(name)).unwrap();
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "kl/private", "v1", seed);
+    sigtool(
+        "sign-keyless",
+        &reg,
+        &image,
+        &[
+            "--fulcio-dir",
+            pki_dir.to_str().unwrap(),
+            "--issuer",
+            ISSUER,
+            "--san",
+            ALICE,
+            "--leaf-eku",
+            leaf_eku,
+        ],
+    );
+    let validator = json!({
+        "name": "signed",
+        "type": "cosign",
+        "insecureRegistries": [reg.host()],
+        "host": {
+            "rekorPubkey": file("rekor.pub"),
+            "ctLogPubkey": file("ctlog.pub"),
+            "fulcioCert": file("fulcio_chain.pem"),
+        },
+        "trustRoots": [keyless_root("ci", ISSUER, ALICE)],
+    });
+    let config = config_yaml(
+        vec![validator],
+        vec![rule(
+            &format!("{}/**", reg.host()),
+            "signed",
+            json!({"trustRoot": "ci"}),
+        )],
+    );
+    let (_, results, stderr) = verify_json(&config, &[&image.reference], &[]);
+    results
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{stderr}"))
+}
+
+#[test]
+fn a_ca_without_extended_key_usage_is_unrestricted_as_in_cosign() {
+    let r = private_fulcio("none", "codesigning", 150);
+    assert_eq!(r["allowed"], true, "intermediate without EKU: {r}");
+    let r = private_fulcio("serverauth", "codesigning", 151);
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(
+        reason(&r),
+        "CERT_INVALID",
+        "intermediate limited to serverAuth: {r}"
+    );
+    let r = private_fulcio("codesigning", "none", 152);
+    assert_eq!(reason(&r), "CERT_INVALID", "leaf without EKU: {r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("codeSigning"),
+        "{r}"
+    );
+    let r = private_fulcio("none", "serverauth", 153);
+    assert_eq!(reason(&r), "CERT_INVALID", "leaf without codeSigning: {r}");
+}
+
 /// The signature layer of an image's `.sig` manifest, with the manifest.
 async fn sig_manifest(reg: &Registry, image: &PushedImage) -> (Value, String) {
     let tag = format!("{}.sig", image.digest.replace(':', "-"));

@@ -6,7 +6,7 @@
 
 use portcullis_e2e::config::{config_yaml, cosign_for, cosign_keys_only, key_roots, rule};
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{PushedImage, pki_path, push_image, sigtool};
+use portcullis_e2e::signer::{PushedImage, pki_file, pki_path, push_image, sigtool};
 use portcullis_e2e::verify_json;
 use serde_json::{Value, json};
 
@@ -317,6 +317,47 @@ fn cosign_v3_bundles_through_the_referrers_fallback() {
         &other.reference,
     );
     assert_denied(&r, "DIGEST_MISMATCH");
+}
+
+#[test]
+fn one_key_under_two_names_is_one_vote() {
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "team/twice", "v1", 21);
+    sign(&reg, &image, "alice");
+    let alice = pki_file("alice.pub");
+    let roots = json!([
+        {"name": "alice", "key": alice},
+        {"name": "alice-again", "key": alice},
+        {"name": "bob", "key": pki_file("bob.pub")},
+    ]);
+    let verify_roots = |with: Value| {
+        verify_with(
+            &reg,
+            cosign_keys_only(&reg, roots.clone()),
+            with,
+            &image.reference,
+        )
+    };
+    // The config loads; one signature by alice is one signer.
+    let r = verify_roots(json!({"trustRoot": "*", "threshold": 2}));
+    assert_denied(&r, "THRESHOLD_NOT_MET (1 of 2)");
+    let r = verify_roots(
+        json!({"trustRoot": "*", "threshold": 1, "required": ["alice", "alice-again"]}),
+    );
+    assert_denied(&r, "REQUIRED_SIGNER_MISSING (alice-again)");
+    // Naming either name as required is met by alice's signature.
+    let r = verify_roots(json!({"trustRoot": "*", "threshold": 1, "required": ["alice-again"]}));
+    assert_allowed(&r, &image);
+    // `*` without a threshold: every distinct key must sign (two here).
+    let r = verify_roots(json!({"trustRoot": "*"}));
+    assert_denied(&r, "THRESHOLD_NOT_MET (1 of 2)");
+    sign(&reg, &image, "bob");
+    let r = verify_roots(json!({"trustRoot": "*"}));
+    assert_allowed(&r, &image);
+    let r = verify_roots(json!({"trustRoot": "*", "threshold": 2}));
+    assert_allowed(&r, &image);
+    let r = verify_roots(json!({"trustRoot": "*", "threshold": 3}));
+    assert_denied(&r, "THRESHOLD_NOT_MET (2 of 3)");
 }
 
 #[test]

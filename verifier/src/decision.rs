@@ -14,6 +14,7 @@ use crate::pull_secrets::PullSecrets;
 use crate::reference::ImageRef;
 use crate::validators::cosign::{CosignValidator, Credentials};
 use crate::validators::{BuildError, Request, Validator, Validators, Verified};
+use sha2::{Digest as _, Sha256};
 
 /// The policy and validators, built once from the config.
 #[derive(Debug)]
@@ -92,9 +93,17 @@ impl Engine {
             Ok(image) => image,
             Err(e) => return Outcome::early(None, VerifyError::from(e)),
         };
-        let normalized = image.to_string();
-        let Some(rule) = self.policy.matching_rule(&normalized) else {
-            return Outcome::early(Some(image), VerifyError::NoMatchingRule(normalized));
+        let credentials = match &self.pull_secrets {
+            Some(ps) if !workload.pull_secrets.is_empty() => Some(
+                ps.credentials(&workload.namespace, &workload.pull_secrets)
+                    .await,
+            ),
+            _ => None,
+        };
+        let scope = CredentialScope::new(workload, credentials.as_ref());
+        let rule = match self.select_rule(&image, deadline, &scope).await {
+            Ok(rule) => rule,
+            Err(e) => return Outcome::early(Some(image), e),
         };
         let Some(validator) = self.validators.get(&rule.validator) else {
             // The loader guarantees every rule names a validator.
@@ -109,14 +118,7 @@ impl Engine {
         };
         let (result, source) = match validator {
             Validator::Cosign(cosign) => {
-                let credentials = match &self.pull_secrets {
-                    Some(ps) if !workload.pull_secrets.is_empty() => Some(
-                        ps.credentials(&workload.namespace, &workload.pull_secrets)
-                            .await,
-                    ),
-                    _ => None,
-                };
-                self.cosign_cached(cosign, &image, rule, deadline, credentials.as_ref())
+                self.cosign_cached(cosign, &image, rule, deadline, &scope)
                     .await
             }
             other => (
@@ -134,6 +136,83 @@ impl Engine {
         }
     }
 
+    /// The rule for `image`. A tag next to a digest (`repo:tag@digest`)
+    /// means nothing to the runtime, which pulls the digest: it may choose
+    /// the rule only when that rule is the one the digest alone
+    /// (`repo@digest`) would get anyway, or when it is confirmed to name
+    /// this digest now: by the registry (the tag resolves to it, through the
+    /// tag cache, for cosign rules) or by the rule's own signed data (a
+    /// Notary rule denies a tag whose signed digest differs). Otherwise the
+    /// reference is matched as `repo@digest`.
+    async fn select_rule(
+        &self,
+        image: &ImageRef,
+        deadline: tokio::time::Instant,
+        scope: &CredentialScope<'_>,
+    ) -> Result<&Arc<Rule>, VerifyError> {
+        let normalized = image.to_string();
+        let by_written = self.policy.matching_rule(&normalized);
+        let (Some(tag), Some(digest)) = (image.tag(), image.digest()) else {
+            return by_written.ok_or(VerifyError::NoMatchingRule(normalized));
+        };
+        let digest_form = format!("{}@{digest}", image.name());
+        let by_digest = self.policy.matching_rule(&digest_form);
+        let tag_rule = match (by_written, by_digest) {
+            (Some(w), Some(d)) if Arc::ptr_eq(w, d) => return Ok(w),
+            (Some(w), _) => w,
+            (None, d) => return d.ok_or(VerifyError::NoMatchingRule(digest_form)),
+        };
+        let confirmed = match self.validators.get(&tag_rule.validator) {
+            Some(Validator::Notary(_)) => true,
+            Some(Validator::Cosign(cosign)) => {
+                let tagged = image.without_digest();
+                match self
+                    .resolve_tag_cached(cosign, &tagged, deadline, scope)
+                    .await
+                {
+                    Ok(resolved) => resolved == digest,
+                    Err(e) => {
+                        tracing::info!(image = %image, error = %e, "cannot confirm the tag; matching by digest");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if confirmed {
+            return Ok(tag_rule);
+        }
+        tracing::info!(image = %image, tag, "the tag is not confirmed to name this digest; matching by digest");
+        by_digest.ok_or(VerifyError::NoMatchingRule(digest_form))
+    }
+
+    /// The digest `image`'s tag resolves to, through the tag cache.
+    async fn resolve_tag_cached(
+        &self,
+        cosign: &CosignValidator,
+        image: &ImageRef,
+        deadline: tokio::time::Instant,
+        scope: &CredentialScope<'_>,
+    ) -> Result<String, VerifyError> {
+        let ttl = self.caches.ttls.tag;
+        let key = scope.key(
+            cosign,
+            image,
+            format!("{}:{}", image.name(), image.tag().unwrap_or("latest")),
+        );
+        self.caches
+            .tags
+            .get_or_compute(&key, deadline, || async {
+                cosign
+                    .resolve(image, scope.credentials)
+                    .await
+                    .map(|d| (d, ttl))
+            })
+            .await
+            .map(|(digest, _)| digest)
+            .map_err(|e| (*e).clone())
+    }
+
     /// Cosign through the caches: tag → digest (short TTL), then the verdict
     /// keyed by the rule fingerprint and the digest. Transient failures are
     /// returned, never cached.
@@ -143,36 +222,26 @@ impl Engine {
         image: &ImageRef,
         rule: &Rule,
         deadline: tokio::time::Instant,
-        credentials: Option<&Credentials>,
+        scope: &CredentialScope<'_>,
     ) -> (Result<Verified, VerifyError>, Source) {
         let ttls = self.caches.ttls;
-        let digest = match (image.digest(), image.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, tag) => {
-                let key = format!("{}:{}", image.name(), tag.unwrap_or("latest"));
-                let resolved = self
-                    .caches
-                    .tags
-                    .get_or_compute(&key, deadline, || async {
-                        cosign
-                            .resolve(image, credentials)
-                            .await
-                            .map(|d| (d, ttls.tag))
-                    })
-                    .await;
-                match resolved {
-                    Ok((digest, _)) => digest,
-                    Err(e) => return (Err((*e).clone()), Source::Fresh),
-                }
-            }
+        let digest = match image.digest() {
+            Some(d) => d.to_string(),
+            None => match self
+                .resolve_tag_cached(cosign, image, deadline, scope)
+                .await
+            {
+                Ok(digest) => digest,
+                Err(e) => return (Err(e), Source::Fresh),
+            },
         };
-        let key = cosign_verdict_key(cosign, rule, &digest);
+        let key = scope.key(cosign, image, cosign_verdict_key(cosign, rule, &digest));
         let verdict = self
             .caches
             .verdicts
             .get_or_compute(&key, deadline, || async {
                 let result = cosign
-                    .verify_digest(image, &digest, &rule.options, credentials)
+                    .verify_digest(image, &digest, &rule.options, scope.credentials)
                     .await;
                 match CachedVerdict::from_result(&result) {
                     Some(v) => {
@@ -192,6 +261,53 @@ impl Engine {
         match verdict {
             Ok((v, source)) => (v.into_result(), source),
             Err(e) => (Err((*e).clone()), Source::Fresh),
+        }
+    }
+}
+
+/// Whose registry credentials a lookup runs with. Verdicts and tag
+/// resolutions made with a workload's pull-secret credentials (what they
+/// allow, and above all what they deny: a 401 for a tenant without access)
+/// are cached under that workload's identity (namespace and secret names),
+/// never under the key other tenants read, so one tenant can neither keep
+/// another's private image denied nor borrow its access.
+struct CredentialScope<'a> {
+    credentials: Option<&'a Credentials>,
+    identity: String,
+}
+
+impl<'a> CredentialScope<'a> {
+    fn new(workload: &Workload, credentials: Option<&'a Credentials>) -> Self {
+        let identity = match credentials {
+            Some(c) if !c.is_empty() => {
+                let mut h = Sha256::new();
+                h.update(b"portcullis.workload-credentials.v1\0");
+                h.update(workload.namespace.as_bytes());
+                let mut names = workload.pull_secrets.clone();
+                names.sort();
+                for name in names {
+                    h.update(b"\0");
+                    h.update(name.as_bytes());
+                }
+                hex::encode(h.finalize())
+            }
+            _ => String::new(),
+        };
+        CredentialScope {
+            credentials,
+            identity,
+        }
+    }
+
+    /// `base` for lookups whose registry requests carry the workload's
+    /// credentials (the validator has none of its own for the image's
+    /// host), `base` scoped to the workload's identity; otherwise `base`.
+    fn key(&self, cosign: &CosignValidator, image: &ImageRef, base: String) -> String {
+        match self.credentials {
+            Some(c) if cosign.would_use_workload_credential(image.registry(), c) => {
+                format!("{base}|workload:{}", self.identity)
+            }
+            _ => base,
         }
     }
 }

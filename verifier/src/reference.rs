@@ -2,8 +2,16 @@
 //!
 //! `nginx` becomes `docker.io/library/nginx:latest`; a first component that
 //! contains `.` or `:`, is `localhost`, or has upper-case letters is a
-//! registry host (and must be followed by a path); `index.docker.io` is
-//! `docker.io`. Tags, digests and tag+digest are kept.
+//! registry host (and must be followed by a path). Tags, digests and
+//! tag+digest are kept.
+//!
+//! **One image has one meaning: the one the container runtime pulls.** So
+//! the host is canonicalised before anything matches or fetches it
+//! ([`canonical_host`]): host names are case-insensitive (`GHCR.IO` is
+//! `ghcr.io`), `:443` is the HTTPS default (`ghcr.io:443` is `ghcr.io`), and
+//! `index.docker.io` and `registry-1.docker.io` are Docker Hub
+//! (`docker.io`). The path is case-sensitive and must be lower case (an
+//! upper-case path is `INVALID_REFERENCE`, as the runtime refuses it).
 //!
 //! The grammar follows the distribution project's reference grammar:
 //! path components are `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`, tags are
@@ -14,7 +22,9 @@ use std::fmt;
 
 /// The registry host Docker uses for unqualified names.
 pub const DOCKER_HUB: &str = "docker.io";
-const LEGACY_DOCKER_HUB: &str = "index.docker.io";
+/// Other names of Docker Hub's registry: the legacy index and the API host
+/// the runtime actually connects to.
+const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 const MAX_NAME_LEN: usize = 255;
 const MAX_INPUT_LEN: usize = 4096;
 
@@ -128,6 +138,17 @@ impl ImageRef {
         self.digest.as_deref()
     }
 
+    /// The same reference without its digest (tag kept; `latest` if it had
+    /// neither), for resolving the tag.
+    pub fn without_digest(&self) -> ImageRef {
+        ImageRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(self.tag.clone().unwrap_or_else(|| "latest".to_string())),
+            digest: None,
+        }
+    }
+
     /// `registry/repository`, e.g. `docker.io/library/nginx`. This is also
     /// the GUN of Docker Content Trust.
     pub fn name(&self) -> String {
@@ -166,14 +187,30 @@ fn split_host(name: &str) -> Result<(String, &str), ReferenceError> {
             if !is_valid_host(first) {
                 return Err(ReferenceError::InvalidHost(first.to_string()));
             }
-            let host = if first == LEGACY_DOCKER_HUB {
-                DOCKER_HUB.to_string()
-            } else {
-                first.to_string()
-            };
-            Ok((host, rest))
+            Ok((canonical_host(first), rest))
         }
         _ => Ok((DOCKER_HUB.to_string(), name)),
+    }
+}
+
+/// The canonical spelling of a registry host (`host[:port]`, as validated
+/// by the reference grammar, or as written in a pattern or config): lower
+/// case, without the default HTTPS port `:443`, and `docker.io` for Docker
+/// Hub's other names. Wildcards in patterns are left alone.
+pub fn canonical_host(host: &str) -> String {
+    let lower = host.to_ascii_lowercase();
+    let without_port = match lower.strip_suffix(":443") {
+        // `[v6]:443` and `name:443`; never the last group of a bare v6
+        // literal (those are always bracketed in references).
+        Some(rest) if !rest.is_empty() && (!rest.starts_with('[') || rest.ends_with(']')) => {
+            rest.to_string()
+        }
+        _ => lower,
+    };
+    if DOCKER_HUB_ALIASES.contains(&without_port.as_str()) {
+        DOCKER_HUB.to_string()
+    } else {
+        without_port
     }
 }
 
@@ -228,7 +265,7 @@ fn is_valid_port(port: &str) -> bool {
     !port.is_empty()
         && port.len() <= 5
         && port.chars().all(|c| c.is_ascii_digit())
-        && port.parse::<u32>().is_ok_and(|p| p <= 65535)
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
@@ -338,6 +375,68 @@ mod tests {
     }
 
     #[test]
+    fn host_spellings_have_one_meaning() {
+        for (written, canonical) in [
+            ("GHCR.IO/org/app:1", "ghcr.io/org/app:1"),
+            ("ghcr.io:443/org/app:1", "ghcr.io/org/app:1"),
+            ("Ghcr.Io:443/org/app:1", "ghcr.io/org/app:1"),
+            (
+                "registry-1.docker.io/library/nginx:1",
+                "docker.io/library/nginx:1",
+            ),
+            ("registry-1.docker.io/nginx:1", "docker.io/library/nginx:1"),
+            (
+                "REGISTRY-1.DOCKER.IO:443/bitnami/redis:7",
+                "docker.io/bitnami/redis:7",
+            ),
+            (
+                "index.docker.io:443/nginx",
+                "docker.io/library/nginx:latest",
+            ),
+            ("docker.io:443/nginx", "docker.io/library/nginx:latest"),
+            ("[::1]:443/app", "[::1]/app:latest"),
+            ("localhost:5000/app", "localhost:5000/app:latest"),
+            ("ghcr.io:4430/app", "ghcr.io:4430/app:latest"),
+            ("UPPER/app/x", "upper/app/x:latest"),
+        ] {
+            assert_eq!(norm(written), canonical, "{written}");
+        }
+        // The path stays case-sensitive: upper case there is invalid.
+        assert!(matches!(
+            ImageRef::parse("ghcr.io/Org/app:1"),
+            Err(ReferenceError::InvalidPathComponent(_))
+        ));
+        assert_eq!(canonical_host("*.Example.com"), "*.example.com");
+    }
+
+    #[test]
+    fn bad_hosts_and_ports_are_invalid() {
+        for bad in [
+            "ghcr.io:0/x",
+            "ghcr.io:65536/x",
+            "ghcr.io:99999999/x",
+            ":5000/x",
+            "/x",
+            "[]/x",
+            "[::1/x",
+            "ghcr.io:/x",
+            "ghcr.io:-1/x",
+            "ghcr..io/x",
+        ] {
+            assert!(
+                matches!(
+                    ImageRef::parse(bad),
+                    Err(ReferenceError::InvalidHost(_) | ReferenceError::InvalidPathComponent(_))
+                ),
+                "{bad:?}: {:?}",
+                ImageRef::parse(bad)
+            );
+        }
+        assert!(ImageRef::parse("ghcr.io:65535/x").is_ok());
+        assert!(ImageRef::parse("ghcr.io:1/x").is_ok());
+    }
+
+    #[test]
     fn digests_and_tags() {
         let r = ImageRef::parse(&format!("nginx@{D}")).unwrap();
         assert_eq!(r.tag(), None);
@@ -373,8 +472,9 @@ mod tests {
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be invalid");
         }
-        // Docker treats an upper-case first component as a host name.
-        assert_eq!(norm("UPPER/app/x"), "UPPER/app/x:latest");
+        // Docker treats an upper-case first component as a host name, and
+        // host names are case-insensitive.
+        assert_eq!(norm("UPPER/app/x"), "upper/app/x:latest");
         let long = format!("{}/app", "a".repeat(300));
         assert_eq!(ImageRef::parse(&long), Err(ReferenceError::NameTooLong));
         assert_eq!(
@@ -394,6 +494,13 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "\\PC{0,300}") {
             let _ = ImageRef::parse(&s);
+        }
+
+        #[test]
+        fn canonical_hosts_are_fixed_points(s in "[a-zA-Z0-9.:-]{1,30}/[a-z0-9]{1,10}") {
+            if let Ok(r) = ImageRef::parse(&s) {
+                proptest::prop_assert_eq!(canonical_host(r.registry()), r.registry());
+            }
         }
 
         #[test]

@@ -345,14 +345,13 @@ pub fn parse_docker_config(
 }
 
 /// The registry host a docker config key names: scheme and path dropped,
-/// `index.docker.io` and `registry-1.docker.io` meaning `docker.io`.
+/// canonicalised as image references' hosts are (lower case, no `:443`,
+/// `docker.io` for `index.docker.io` and `registry-1.docker.io`), so that
+/// credentials are found by the host the image names.
 pub fn docker_config_host(key: &str) -> String {
     let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
     let host = without_scheme.split('/').next().unwrap_or_default();
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        h => h.to_string(),
-    }
+    crate::reference::canonical_host(host)
 }
 
 /// Validates the raw config.
@@ -514,7 +513,12 @@ pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
             registry_ca: raw.cert,
             credentials,
             unbound_credential,
-            insecure_registries: raw.insecure_registries.unwrap_or_default(),
+            insecure_registries: raw
+                .insecure_registries
+                .unwrap_or_default()
+                .iter()
+                .map(|h| crate::reference::canonical_host(h))
+                .collect(),
             sigstore,
         },
     ))

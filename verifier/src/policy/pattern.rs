@@ -9,12 +9,15 @@
 //! * Patterns are normalised like references, so users may omit `docker.io/`
 //!   and `library/`: `nginx:*` means `docker.io/library/nginx:*` and
 //!   `bitnami/*` means `docker.io/bitnami/*`. A first component that looks
-//!   like a host (contains `.` or `:`, is `localhost`), or consists only of
-//!   wildcards (`*`, `**`), is taken as written.
+//!   like a host (contains `.` or `:`, is `localhost`) is canonicalised like
+//!   a reference's host (lower case, no `:443`, `docker.io` for Docker Hub's
+//!   other names; see [`crate::reference::canonical_host`]), so that
+//!   `GHCR.IO/**` and `ghcr.io:443/**` mean `ghcr.io/**`. One consisting
+//!   only of wildcards (`*`, `**`) is taken as written.
 
 use std::cmp::Ordering;
 
-use crate::reference::{DOCKER_HUB, looks_like_host};
+use crate::reference::{DOCKER_HUB, canonical_host, looks_like_host};
 
 /// A compiled image pattern.
 #[derive(Debug, Clone)]
@@ -112,10 +115,10 @@ fn normalize(written: &str) -> String {
     let wildcard_only = !first.is_empty() && first.chars().all(|c| c == '*');
     match rest {
         Some(rest) if wildcard_only || looks_like_host(first) => {
-            let host = if first == "index.docker.io" {
-                DOCKER_HUB
+            let host = if wildcard_only {
+                first.to_string()
             } else {
-                first
+                canonical_host(first)
             };
             if host == DOCKER_HUB && !rest.contains('/') && !rest.contains("**") {
                 format!("{DOCKER_HUB}/library/{rest}")
@@ -215,6 +218,13 @@ mod tests {
         assert_eq!(n("docker.io/**"), "docker.io/**");
         assert_eq!(n("*/team/*"), "*/team/*");
         assert_eq!(n("**/app:*"), "**/app:*");
+        assert_eq!(n("GHCR.IO/**"), "ghcr.io/**");
+        assert_eq!(n("ghcr.io:443/org/*"), "ghcr.io/org/*");
+        assert_eq!(
+            n("registry-1.docker.io/nginx:*"),
+            "docker.io/library/nginx:*"
+        );
+        assert_eq!(n("registry-1.docker.io/**"), "docker.io/**");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use der::{Decode, Encode};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sigstore::crypto::{CosignVerificationKey, Signature};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 
 /// Fulcio's issuer extension (v1): the issuer URL as raw bytes.
 const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
@@ -22,6 +22,8 @@ const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
 const SCT_OID_DER: &[u8] = &[
     0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02,
 ];
+/// The Extended Key Usage extension.
+const OID_EXTENDED_KEY_USAGE: &str = "2.5.29.37";
 /// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), DER content bytes.
 const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 
@@ -70,14 +72,18 @@ impl SigningCert {
         &self.der
     }
 
-    /// The public key, for verifying the signature it vouches for.
-    pub fn public_key(&self) -> Result<CosignVerificationKey, CertError> {
-        let spki = self
-            .cert
+    /// The DER SubjectPublicKeyInfo of the certified key.
+    pub fn spki_der(&self) -> Result<Vec<u8>, CertError> {
+        self.cert
             .tbs_certificate()
             .subject_public_key_info()
             .to_der()
-            .map_err(|e| CertError::Parse(e.to_string()))?;
+            .map_err(|e| CertError::Parse(e.to_string()))
+    }
+
+    /// The public key, for verifying the signature it vouches for.
+    pub fn public_key(&self) -> Result<CosignVerificationKey, CertError> {
+        let spki = self.spki_der()?;
         CosignVerificationKey::try_from_der(&spki)
             .map_err(|e| CertError::Parse(format!("unsupported key: {e}")))
     }
@@ -121,10 +127,30 @@ impl SigningCert {
         identity
     }
 
+    /// Whether the certificate's Extended Key Usage extension is present and
+    /// lists codeSigning.
+    pub fn has_code_signing_eku(&self) -> bool {
+        let Some(extensions) = self.cert.tbs_certificate().extensions() else {
+            return false;
+        };
+        extensions
+            .iter()
+            .filter(|ext| ext.extn_id.to_string() == OID_EXTENDED_KEY_USAGE)
+            .any(|ext| {
+                ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+                    .is_ok_and(|eku| eku.0.iter().any(|oid| oid.as_bytes() == EKU_CODE_SIGNING))
+            })
+    }
+
     /// Verifies the chain to those `fulcio_certs` whose authority was valid
     /// at `unix_time` (self-signed ones are anchors, the others
     /// intermediates), at `unix_time`, for code signing. Returns the DER
     /// SPKI of the leaf's issuer.
+    ///
+    /// Extended key usage, as cosign (Go's crypto/x509) and OpenSSL read it:
+    /// the leaf must list codeSigning; a CA certificate without the
+    /// extension is unrestricted, and one with it must list codeSigning
+    /// (a CA limited to, say, serverAuth cannot vouch for a signer).
     pub fn verify_chain(
         &self,
         fulcio_certs: &[CaCert],
@@ -155,6 +181,11 @@ impl SigningCert {
                 intermediates.push(CertificateDer::from(der.to_vec()));
             }
         }
+        if !self.has_code_signing_eku() {
+            return Err(chain_err(
+                "the certificate's extended key usage does not include codeSigning".into(),
+            ));
+        }
         let leaf_der = CertificateDer::from(self.der.as_slice());
         let leaf =
             webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| chain_err(format!("{e:?}")))?;
@@ -167,7 +198,9 @@ impl SigningCert {
                 &anchors,
                 &intermediates,
                 time,
-                webpki::KeyUsage::required(EKU_CODE_SIGNING),
+                // Present on the leaf (checked above); on a CA it restricts
+                // only when present.
+                webpki::KeyUsage::required_if_present(EKU_CODE_SIGNING),
                 None,
                 None,
             )

@@ -36,11 +36,20 @@ pub enum Failure {
     Digest(String),
 }
 
-/// What a passing candidate vouches for.
+/// What a passing candidate vouches for, and who made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pass {
     /// Signature or attestation.
     pub claim: Claim,
+    /// SHA-256 of the DER SPKI of the key that made the signature: the
+    /// root's key, or the keyless certificate's (one per certificate). One
+    /// signer is one vote, however many roots accept it.
+    pub signer: [u8; 32],
+}
+
+fn spki_id(spki_der: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(spki_der).into()
 }
 
 /// Options that change the checks.
@@ -90,7 +99,10 @@ pub fn check(
                     options.transparency,
                 )?;
             }
-            Ok(Pass { claim })
+            Ok(Pass {
+                claim,
+                signer: spki_id(spki_der),
+            })
         }
         TrustRootKind::Keyless { issuer, subject } => {
             let Some(cert_der) = &candidate.certificate else {
@@ -139,7 +151,13 @@ pub fn check(
             }
             let claim = claim(&candidate.content, options.digest)
                 .map_err(|e| Failure::Digest(format!("{}: {e}", candidate.label)))?;
-            Ok(Pass { claim })
+            let spki = cert
+                .spki_der()
+                .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
+            Ok(Pass {
+                claim,
+                signer: spki_id(&spki),
+            })
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod check;
 pub mod content;
 pub mod discover;
 pub mod public_good;
+pub mod signers;
 pub mod tlog;
 pub mod trust_root;
 
@@ -25,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 use portcullis_proto::Reason;
 
-use crate::config::cosign::{CosignSpec, SigstoreSource, TrustRoot};
+use crate::config::cosign::{CosignSpec, SigstoreSource, TrustRoot, TrustRootKind};
 use crate::config::{RuleOptions, cosign_selected_roots};
 use crate::error::VerifyError;
 use crate::reference::ImageRef;
@@ -132,6 +133,13 @@ impl CosignValidator {
                 "sigstore trust root loaded through TUF"
             );
         }
+        for (first, again) in duplicate_keys(&spec.trust_roots) {
+            tracing::warn!(
+                first = %first,
+                again = %again,
+                "trust roots `{first}` and `{again}` are the same key: a signature by it counts once towards a threshold"
+            );
+        }
         let trust_fingerprint = transparency_fingerprint(&spec.transparency);
         Ok(CosignValidator {
             spec,
@@ -149,6 +157,13 @@ impl CosignValidator {
             }
             _ => ClientFor::Ours(&self.registry),
         }
+    }
+
+    /// Whether a request for an image on `host` would authenticate with the
+    /// workload credentials `extra` (they have an entry for the host and
+    /// the validator has none of its own, which take precedence).
+    pub fn would_use_workload_credential(&self, host: &str, extra: &Credentials) -> bool {
+        extra.contains_key(host) && !self.spec.credentials.contains_key(host)
     }
 
     /// Resolves the image's tag to its manifest digest (a given digest is
@@ -227,8 +242,10 @@ impl CosignValidator {
     }
 }
 
-/// Applies the rule to the candidates: distinct signing roots, required
-/// signers, threshold, then attestations. Returns the signing roots.
+/// Applies the rule to the candidates: distinct signers assigned to distinct
+/// roots ([`signers`]: one key is one vote, however many roots accept it),
+/// required signers, threshold, then attestations. Returns the roots that
+/// counted.
 pub fn decide(
     candidates: &[Candidate],
     roots: &[&TrustRoot],
@@ -243,13 +260,13 @@ pub fn decide(
     if signatures.is_empty() {
         return Err(VerifyError::NoSignatures(image.to_string()));
     }
-    let mut signers = BTreeSet::new();
+    let mut edges: Vec<([u8; 32], usize)> = Vec::new();
     let mut worst: Option<Failure> = None;
     for candidate in &signatures {
-        for root in roots {
+        for (index, root) in roots.iter().enumerate() {
             match check(candidate, root, check_options) {
                 Ok(pass) if pass.claim == Claim::Signature => {
-                    signers.insert(root.name.clone());
+                    edges.push((pass.signer, index));
                 }
                 Ok(_) => {}
                 Err(f) => {
@@ -271,6 +288,7 @@ pub fn decide(
             for root in &attestation_roots {
                 if let Ok(Pass {
                     claim: Claim::Attestation(predicate_type),
+                    ..
                 }) = check(candidate, root, check_options)
                 {
                     attested
@@ -281,8 +299,7 @@ pub fn decide(
             }
         }
     }
-    let signers: Vec<String> = signers.into_iter().collect();
-    if signers.is_empty() {
+    if edges.is_empty() {
         return Err(match worst {
             Some(Failure::Digest(m)) => VerifyError::DigestMismatch(m),
             Some(Failure::Tlog(m)) => VerifyError::TlogInvalid(m),
@@ -294,21 +311,43 @@ pub fn decide(
             None => VerifyError::NoMatchingSignature(root_names(roots)),
         });
     }
-    if let Some(required) = &options.required {
-        let missing: Vec<String> = required
+    let required = options.required.as_deref().unwrap_or_default();
+    let required_indices: Vec<usize> = required
+        .iter()
+        .filter_map(|name| roots.iter().position(|r| &r.name == name))
+        .collect();
+    let assignment = signers::assign(&edges, roots.len(), &required_indices);
+    let signers: Vec<String> = {
+        let mut names: Vec<String> = assignment
+            .matched
             .iter()
-            .filter(|r| !signers.contains(r))
-            .cloned()
+            .zip(roots)
+            .filter(|(m, _)| m.is_some())
+            .map(|(_, r)| r.name.clone())
             .collect();
-        if !missing.is_empty() {
-            return Err(VerifyError::RequiredSignerMissing(missing));
-        }
+        names.sort();
+        names
+    };
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|name| match roots.iter().position(|r| &r.name == *name) {
+            Some(i) => assignment.unmet_required.contains(&i),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(VerifyError::RequiredSignerMissing(missing));
     }
-    // With `trustRoot: "*"` and no threshold, every root must sign.
-    let threshold = options.threshold.map(|t| t as usize).unwrap_or(roots.len());
-    if signers.len() < threshold {
+    // With `trustRoot: "*"` and no threshold, every distinct signer the
+    // roots name must sign (a key configured twice is one signer).
+    let threshold = options
+        .threshold
+        .map(|t| t as usize)
+        .unwrap_or_else(|| distinct_signers(roots));
+    if assignment.count() < threshold {
         return Err(VerifyError::ThresholdNotMet {
-            valid: signers.len(),
+            valid: assignment.count(),
             threshold,
             signers: if signers.is_empty() {
                 "none".into()
@@ -355,6 +394,38 @@ fn attestation_only_roots<'a>(
                 && let Some(root) = spec.root(name)
             {
                 out.push(root);
+            }
+        }
+    }
+    out
+}
+
+/// How many distinct signers `roots` can stand for: key roots by their key
+/// (one key under two names is one signer), each keyless root one.
+fn distinct_signers(roots: &[&TrustRoot]) -> usize {
+    let mut keys = BTreeSet::new();
+    let mut keyless = 0;
+    for root in roots {
+        match &root.kind {
+            TrustRootKind::Key { spki_der, .. } => {
+                keys.insert(spki_der.as_slice());
+            }
+            TrustRootKind::Keyless { .. } => keyless += 1,
+        }
+    }
+    keys.len() + keyless
+}
+
+/// The names of key roots that share a key with an earlier root: each
+/// such group counts as one signer (warned about at start-up).
+pub fn duplicate_keys(roots: &[TrustRoot]) -> Vec<(String, String)> {
+    let mut seen: Vec<(&[u8], &str)> = Vec::new();
+    let mut out = Vec::new();
+    for root in roots {
+        if let TrustRootKind::Key { spki_der, .. } = &root.kind {
+            match seen.iter().find(|(k, _)| *k == spki_der.as_slice()) {
+                Some((_, first)) => out.push((first.to_string(), root.name.clone())),
+                None => seen.push((spki_der, &root.name)),
             }
         }
     }
