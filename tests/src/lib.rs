@@ -20,6 +20,7 @@ pub mod receiver;
 pub mod redis;
 pub mod registry;
 pub mod review;
+pub mod rogue;
 pub mod signer;
 pub mod static_files;
 pub mod static_registry;

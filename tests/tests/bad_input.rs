@@ -165,3 +165,43 @@ async fn a_stalled_body_gets_408() {
     let (s, _) = gw.get("/healthz").await;
     assert_eq!(s, 200);
 }
+
+/// A review naming tens of thousands of distinct images (a hostile
+/// request, well under the body limit) is answered at once with one bounded
+/// TOO_MANY_IMAGES denial: the images are counted in linear time before
+/// anything else, and the message does not grow with the review. The old
+/// quadratic de-duplication spent seconds of gateway CPU on it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_naming_thousands_of_images_is_denied_at_once() {
+    let verifier = Verifier::start(POLICY, &[]);
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        args: vec!["--deadline-ms".into(), "3000".into()],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+    let images: Vec<String> = (0..60_000).map(|i| format!("i{i}:1")).collect();
+    let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+    let review = portcullis_e2e::Review::pod(portcullis_e2e::pod_spec(&refs, &[], &[]));
+    let started = std::time::Instant::now();
+    let (status, body) = gw.post_json("/mutate", &review.json).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(!portcullis_e2e::review::allowed(&body));
+    let message = portcullis_e2e::review::message(&body);
+    assert_eq!(
+        message.lines().count(),
+        65,
+        "64 images allowed, one past it"
+    );
+    assert!(
+        message.starts_with(
+            "i0:1: TOO_MANY_IMAGES: the object names 60000 distinct images; at most 64"
+        ),
+        "{}",
+        &message[..200.min(message.len())]
+    );
+    // Well within the admission deadline.
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+}

@@ -422,3 +422,40 @@ async fn a_trust_root_rotated_behind_the_same_config_misses() {
     assert!(!r.is_allowed(), "served from the old trust: {r:?}");
     assert_eq!(r.source(), Source::Fresh, "{r:?}");
 }
+
+/// A lease is released by its holder only (compare-and-delete): when ours
+/// expired mid-verification and another verifier took the key, our release
+/// leaves theirs alone. Against a real Redis, through the verifier's L2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_released_by_its_holder_only() {
+    use portcullis_verifier::cache::redis::{L2, Lease, RedisSettings};
+    let redis = tokio::task::block_in_place(|| Redis::start(None));
+    let settings = RedisSettings {
+        urls: redis.urls(),
+        cluster: false,
+        ca_pem: None,
+        hmac_key: b"lease-test-hmac-key-0123456789".to_vec(),
+        budget: Duration::from_secs(2),
+        breaker_threshold: 5,
+        breaker_cooldown: Duration::from_secs(2),
+    };
+    let metrics = portcullis_verifier::metrics::VerifierMetrics::register(
+        &mut prometheus_client::registry::Registry::default(),
+    );
+    let l2 = L2::connect(settings, metrics).await.expect("connect");
+    let Lease::Acquired(ours) = l2.lease("k", Duration::from_secs(30)).await else {
+        panic!("lease not acquired");
+    };
+    assert_eq!(l2.lease("k", Duration::from_secs(30)).await, Lease::Held);
+    // Our lease "expired" and another verifier took it.
+    let cli = |args: &[&str]| tokio::task::block_in_place(|| redis.cli(args));
+    cli(&["SET", "{k}:lease", "another-verifier-7"]);
+    l2.release("k", &ours).await;
+    assert_eq!(cli(&["GET", "{k}:lease"]).trim(), "another-verifier-7");
+    // Our own lease is released by us.
+    let Lease::Acquired(token) = l2.lease("k2", Duration::from_secs(30)).await else {
+        panic!("lease not acquired");
+    };
+    l2.release("k2", &token).await;
+    assert_eq!(cli(&["EXISTS", "{k2}:lease"]).trim(), "0");
+}

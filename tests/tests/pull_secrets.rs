@@ -10,7 +10,7 @@ use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::{Registry, htpasswd_auth};
 use portcullis_e2e::review::{allowed, message};
 use portcullis_e2e::signer::{pki_path, push_image, sigtool};
-use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
+use portcullis_e2e::{Gateway, GatewayOptions, Review, TestCa, Verifier, pod_spec};
 use serde_json::json;
 
 const PASSWORD: &str = "pull-secret-password-8c1f";
@@ -31,8 +31,10 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
     });
     let dir = tempfile::tempdir().unwrap();
     let auth = htpasswd_auth(dir.path(), "puller", PASSWORD);
+    // Over TLS: credentials never travel over plain HTTP.
+    let ca = TestCa::new(dir.path(), "registry");
     let reg =
-        tokio::task::block_in_place(|| Registry::start_on(None, &auth, Some(&open.storage())));
+        tokio::task::block_in_place(|| Registry::start_on(Some(&ca), &auth, Some(&open.storage())));
     let host = reg.host();
     let reference = format!("{host}/private/app:v1");
 
@@ -59,7 +61,7 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
     let redis = tokio::task::block_in_place(|| Redis::start(None));
     let hmac = dir.path().join("hmac.key");
     std::fs::write(&hmac, "pull-secrets-hmac-key-0123456789").unwrap();
-    let validator = json!({"name": "signed", "type": "cosign", "insecureRegistries": [host.clone()], "trustRoots": key_roots(&["alice"])});
+    let validator = json!({"name": "signed", "type": "cosign", "cert": ca.cert_pem(), "trustRoots": key_roots(&["alice"])});
     let config = config_yaml(
         vec![validator],
         vec![rule(
@@ -124,4 +126,88 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
         );
     }
     assert!(!verifier.process.log().contains(PASSWORD));
+}
+
+/// The attack: a tenant without access to another tenant's private image
+/// asks for it by digest (a 401 for it), hoping the denial is cached under
+/// the key every tenant reads and keeps the owner's Pods out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_cannot_keep_anothers_private_image_denied() {
+    let open = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&open, "private/owned", "v1", 701));
+    tokio::task::block_in_place(|| {
+        sigtool(
+            "sign-key",
+            &open,
+            &image,
+            &["--key", &pki_path("alice.key")],
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let auth = htpasswd_auth(dir.path(), "owner", PASSWORD);
+    let ca = TestCa::new(dir.path(), "registry");
+    let reg =
+        tokio::task::block_in_place(|| Registry::start_on(Some(&ca), &auth, Some(&open.storage())));
+    let host = reg.host();
+    let by_digest = format!("{host}/private/owned@{}", image.digest);
+
+    let kube = FakeKube::start().await;
+    let secret = |ns: &str, password: &str| {
+        let config = json!({"auths": {host.clone(): {"username": "owner", "password": password}}})
+            .to_string();
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+               "metadata": {"name": "regcred", "namespace": ns},
+               "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)}})
+    };
+    kube.put(
+        "/api/v1/namespaces/owner/secrets/regcred",
+        secret("owner", PASSWORD),
+    );
+    kube.put(
+        "/api/v1/namespaces/mallory/secrets/regcred",
+        secret("mallory", "a-guess"),
+    );
+
+    let validator = json!({"name": "signed", "type": "cosign", "cert": ca.cert_pem(), "trustRoots": key_roots(&["alice"])});
+    let config = config_yaml(
+        vec![validator],
+        vec![rule(
+            &format!("{host}/**"),
+            "signed",
+            json!({"trustRoot": "alice"}),
+        )],
+    );
+    // The default negative TTL (30 s): denials are cached.
+    let mut args: Vec<String> = vec!["--pull-secrets".into()];
+    args.extend(kube.flags());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let verifier = tokio::task::block_in_place(|| Verifier::start(&config, &refs));
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+    let pod = |ns: &str, secrets: &[&str]| {
+        let mut spec = pod_spec(&[&by_digest], &[], &[]);
+        spec["imagePullSecrets"] = secrets.iter().map(|s| json!({"name": s})).collect();
+        let mut r = Review::pod(spec);
+        r.json["request"]["namespace"] = json!(ns);
+        r
+    };
+    for _ in 0..3 {
+        // Without a secret, and with a wrong one: refused, and cached for
+        // their askers only.
+        let (_, body) = gw.post_json("/validate", &pod("mallory", &[]).json).await;
+        assert!(message(&body).contains("REGISTRY_AUTH_FAILED"), "{body}");
+        let (_, body) = gw
+            .post_json("/validate", &pod("mallory", &["regcred"]).json)
+            .await;
+        assert!(message(&body).contains("REGISTRY_AUTH_FAILED"), "{body}");
+        // The owner is admitted all the same.
+        let (_, body) = gw
+            .post_json("/validate", &pod("owner", &["regcred"]).json)
+            .await;
+        assert!(allowed(&body), "the owner's Pod was kept out: {body}");
+    }
 }

@@ -319,10 +319,7 @@ pub async fn build_caches(
             (None, Ok(key)) => key.into_bytes(),
             (None, Err(_)) => Vec::new(),
         };
-        let hmac_key: Vec<u8> = String::from_utf8_lossy(&hmac_key)
-            .trim()
-            .as_bytes()
-            .to_vec();
+        let hmac_key = hmac_key_bytes(hmac_key);
         if hmac_key.len() < 16 {
             return Err(StartError::NoHmacKey);
         }
@@ -386,4 +383,35 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
     )
     .await
     .map_err(|e| e as Box<dyn std::error::Error>)
+}
+
+/// The cache HMAC key as given: the file's bytes (or the variable's), minus
+/// one trailing line ending (`echo` and editors add one). Binary keys keep
+/// every byte: nothing is decoded as text.
+fn hmac_key_bytes(mut key: Vec<u8>) -> Vec<u8> {
+    if key.ends_with(b"\r\n") {
+        key.truncate(key.len() - 2);
+    } else if key.ends_with(b"\n") {
+        key.truncate(key.len() - 1);
+    }
+    key
+}
+
+#[cfg(test)]
+mod hmac_key_tests {
+    use super::hmac_key_bytes;
+
+    #[test]
+    fn binary_keys_keep_every_byte() {
+        // Invalid UTF-8: a lossy decoding turned all of these into U+FFFD.
+        let a: Vec<u8> = (0x80..0xa0).collect();
+        let b: Vec<u8> = (0xa0..0xc0).collect();
+        assert_eq!(hmac_key_bytes(a.clone()), a);
+        assert_ne!(hmac_key_bytes(a), hmac_key_bytes(b));
+        let mut with_nl = b"0123456789abcdef".to_vec();
+        with_nl.push(b'\n');
+        assert_eq!(hmac_key_bytes(with_nl), b"0123456789abcdef");
+        assert_eq!(hmac_key_bytes(b"key\r\n".to_vec()), b"key");
+        assert_eq!(hmac_key_bytes(b" key ".to_vec()), b" key ");
+    }
 }

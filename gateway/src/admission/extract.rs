@@ -69,15 +69,17 @@ pub struct Extraction {
 }
 
 impl Extraction {
-    /// The distinct images, in first-seen order.
-    pub fn unique_images(&self) -> Vec<&str> {
-        let mut seen = Vec::with_capacity(self.sites.len());
-        for site in &self.sites {
-            if !seen.contains(&site.image.as_str()) {
-                seen.push(site.image.as_str());
-            }
-        }
-        seen
+    /// The distinct images, in first-seen order, each with the list it is
+    /// first named in. Linear in the number of sites (a hash set), so a
+    /// review naming very many images costs no quadratic work before the
+    /// image limit is applied.
+    pub fn unique_images(&self) -> Vec<(&str, ContainerKind)> {
+        let mut seen = std::collections::HashSet::with_capacity(self.sites.len());
+        self.sites
+            .iter()
+            .filter(|site| seen.insert(site.image.as_str()))
+            .map(|site| (site.image.as_str(), site.container_kind))
+            .collect()
     }
 }
 
@@ -376,7 +378,13 @@ mod tests {
     fn unique_images_keep_order() {
         let pod = json!({"spec": {"containers": [{"image": "b"}, {"image": "a"}, {"image": "b"}]}});
         let ex = extract("Pod", &pod).unwrap();
-        assert_eq!(ex.unique_images(), vec!["b", "a"]);
+        assert_eq!(
+            ex.unique_images(),
+            vec![
+                ("b", ContainerKind::Container),
+                ("a", ContainerKind::Container)
+            ]
+        );
         assert_eq!(ex.sites.len(), 3);
     }
 

@@ -14,7 +14,7 @@ use portcullis_proto::{Reason, VerifyRequest, VerifyResponse};
 use tokio::time::Instant;
 
 use crate::pool::{VerifierPool, gateway_denial};
-use extract::Extraction;
+use extract::{ContainerKind, Extraction};
 use outcome::Verdicts;
 use review::{
     API_VERSION, AdmissionRequest, AdmissionResponse, AdmissionReview, AdmissionReviewResponse,
@@ -82,7 +82,8 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
 }
 
 /// The verdicts of an object's images: each distinct image is verified in
-/// parallel, or denied at once when there are more than the limit allows.
+/// parallel, or denied at once when there are more than the limit allows
+/// (the distinct images are counted in linear time, before anything else).
 pub async fn judge(
     extraction: &Extraction,
     request: &AdmissionRequest,
@@ -97,10 +98,13 @@ pub async fn judge(
             images.len(),
             limits.max_images
         );
+        // One line per image up to the first one past the limit: a review
+        // naming thousands gets a bounded answer and audit record.
         return Verdicts::new(
             images
                 .iter()
-                .map(|i| {
+                .take(limits.max_images.saturating_add(1))
+                .map(|(i, _)| {
                     (
                         i.to_string(),
                         gateway_denial(Reason::TooManyImages, &message),
@@ -123,26 +127,20 @@ pub fn patch_for(verdicts: &Verdicts, extraction: &Extraction) -> Option<String>
 
 /// Verifies every distinct image in parallel, one call each.
 async fn verify_all(
-    images: &[&str],
+    images: &[(&str, ContainerKind)],
     request: &AdmissionRequest,
     extraction: &Extraction,
     pool: &VerifierPool,
     deadline: Instant,
 ) -> Verdicts {
     let namespace = request.namespace.clone().unwrap_or_default();
-    let calls = images.iter().map(|image| {
-        let container_kind = extraction
-            .sites
-            .iter()
-            .find(|s| s.image == *image)
-            .map(|s| s.container_kind.field())
-            .unwrap_or_default();
+    let calls = images.iter().map(|(image, container_kind)| {
         let call = VerifyRequest {
             image: image.to_string(),
             namespace: namespace.clone(),
             request_uid: request.uid.clone(),
             image_pull_secrets: extraction.pull_secrets.clone(),
-            container_kind: container_kind.to_string(),
+            container_kind: container_kind.field().to_string(),
         };
         async move {
             // The pool honours the deadline too; this outer bound makes

@@ -64,6 +64,8 @@ pub struct L2 {
     open_until: Mutex<Option<Instant>>,
     metrics: VerifierMetrics,
     instance: String,
+    /// Leases taken so far, for unique tokens.
+    leases: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for L2 {
@@ -75,10 +77,11 @@ impl std::fmt::Debug for L2 {
 }
 
 /// The result of asking for a lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
-    /// We hold it: verify, then publish.
-    Acquired,
+    /// We hold it, under this token: verify, publish, then release it with
+    /// the token (only the holder's token deletes it).
+    Acquired(String),
     /// Another verifier holds it: wait for its result.
     Held,
     /// Redis is unavailable: verify ourselves.
@@ -141,6 +144,7 @@ impl L2 {
             open_until: Mutex::new(None),
             metrics,
             instance: format!("{}-{}", std::process::id(), rand_suffix()),
+            leases: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -250,25 +254,35 @@ impl L2 {
         let _: Option<redis::Value> = self.run("set", cmd).await;
     }
 
-    /// Tries to take the lease for `key` (`SET NX PX`).
+    /// Tries to take the lease for `key` (`SET NX PX`) under a token unique
+    /// to this acquisition.
     pub async fn lease(&self, key: &str, ttl: Duration) -> Lease {
+        let n = self
+            .leases
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}-{n}", self.instance);
         let mut cmd = redis::cmd("SET");
         cmd.arg(lease_key(key))
-            .arg(&self.instance)
+            .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64);
         match self.run::<Option<String>>("lease", cmd).await {
-            Some(Some(_)) => Lease::Acquired,
+            Some(Some(_)) => Lease::Acquired(token),
             Some(None) => Lease::Held,
             None => Lease::Unavailable,
         }
     }
 
-    /// Releases a lease we hold.
-    pub async fn release(&self, key: &str) {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(lease_key(key));
+    /// Releases a lease we hold: compare-and-delete, so that a lease that
+    /// expired while we verified and was taken by another verifier is left
+    /// to its new holder.
+    pub async fn release(&self, key: &str, token: &str) {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RELEASE_SCRIPT)
+            .arg(1)
+            .arg(lease_key(key))
+            .arg(token);
         let _: Option<redis::Value> = self.run("release", cmd).await;
     }
 }
@@ -279,6 +293,9 @@ async fn query<T: redis::FromRedisValue, C: ConnectionLike + Send>(
 ) -> redis::RedisResult<T> {
     cmd.query_async(conn).await
 }
+
+/// Deletes KEYS[1] only if it still holds ARGV[1] (our token).
+const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// The lease key lives in the same Cluster slot as the value (hash tag).
 fn lease_key(key: &str) -> String {

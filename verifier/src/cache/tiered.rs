@@ -217,10 +217,10 @@ where
             lease => {
                 // Another verifier may have published and released between
                 // our miss and our lease: look once more before verifying.
-                if lease == Lease::Acquired
+                if let Lease::Acquired(token) = &lease
                     && let Some(held) = self.read_l2(l2, &rkey, Source::Coalesced).await
                 {
-                    l2.release(&rkey).await;
+                    l2.release(&rkey, token).await;
                     self.metrics
                         .coalesced
                         .get_or_create(&vec![
@@ -234,8 +234,8 @@ where
                 if let Ok((value, ttl)) = &result {
                     self.publish(l2, &rkey, value, *ttl).await;
                 }
-                if lease == Lease::Acquired {
-                    l2.release(&rkey).await;
+                if let Lease::Acquired(token) = &lease {
+                    l2.release(&rkey, token).await;
                 }
                 result.map(|(value, ttl)| fresh(value, ttl))
             }

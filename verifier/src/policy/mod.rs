@@ -189,6 +189,16 @@ mod tests {
                 "registry.example.com/*/*",
             ),
             ("registry.example.com/a/b/c:1", "registry.example.com/**"),
+            // One image, one meaning: host spellings are canonical.
+            (
+                "REGISTRY.EXAMPLE.COM:443/team/app:1",
+                "registry.example.com/team/app:*",
+            ),
+            (
+                "registry-1.docker.io/library/nginx:1.25",
+                "docker.io/library/nginx:1.25",
+            ),
+            ("index.docker.io/bitnami/redis:7", "docker.io/**"),
         ];
         for (image, expected) in table {
             assert_eq!(winner(&p, image).as_deref(), Some(expected), "{image}");

@@ -11,10 +11,19 @@
 //!
 //! * `https` is the default; plain `http` only for hosts the config marks
 //!   insecure.
-//! * Credentials are chosen by exact host; see [`auth`].
+//! * Credentials are chosen by exact host; see [`auth`]. They never travel
+//!   over plain `http`: an insecure registry is only ever asked
+//!   anonymously, and a token realm must be `https` (plain `http` only for a
+//!   registry that is itself configured as `http`, and then without
+//!   credentials).
 //! * `docker.io` is served by `registry-1.docker.io`.
-//! * Cross-host redirects (blob storage) never carry our `Authorization`
-//!   header: reqwest strips it when the host changes.
+//! * Redirects (blob storage) are followed at most 5 times, never from
+//!   `https` down to `http`, and never carry our `Authorization` header to
+//!   another scheme, host or port (reqwest strips it there).
+//! * Deny messages carry a short cause ("connection refused", "TLS
+//!   handshake failed", a status code); the raw upstream detail (error
+//!   chains, realm URLs) goes to the verifier's log only, so a deny message
+//!   is no oracle for probing internal addresses.
 
 pub mod auth;
 pub mod error;
@@ -120,7 +129,7 @@ impl RegistryClient {
             .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
             .user_agent(concat!("portcullis-verifier/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(redirect_policy());
         if let Some(pem) = &settings.extra_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(|e| ClientBuildError::Ca(e.to_string()))?;
@@ -169,12 +178,28 @@ impl RegistryClient {
     }
 
     fn base_url(&self, registry: &str) -> String {
-        let scheme = if self.insecure_hosts.contains(registry) {
+        let scheme = if self.is_insecure(registry) {
             "http"
         } else {
             "https"
         };
         format!("{scheme}://{}", api_host(registry))
+    }
+
+    /// Whether `registry` is reached over plain HTTP (explicitly configured).
+    fn is_insecure(&self, registry: &str) -> bool {
+        self.insecure_hosts.contains(registry)
+    }
+
+    /// The credential for `registry`, unless it is reached over plain HTTP:
+    /// credentials never travel in clear text.
+    fn credential_for(&self, registry: &str) -> Option<&Credential> {
+        let credential = self.credentials.get(registry)?;
+        if self.is_insecure(registry) {
+            tracing::debug!(registry, "not sending credentials to a plain-HTTP registry");
+            return None;
+        }
+        Some(credential)
     }
 
     /// Sends one request for `path` (under `/v2/<repo>/`), answering a 401
@@ -221,7 +246,7 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, RegistryError> {
         let scope = scope.to_string();
         let url = url.to_string();
-        let credential = self.credentials.get(registry);
+        let credential = self.credential_for(registry);
         let mut authorization = self
             .tokens
             .get(registry, &scope)
@@ -337,11 +362,29 @@ impl RegistryClient {
         if let Some(token) = self.tokens.get(registry, scope) {
             return Ok(token);
         }
-        let realm_url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Invalid {
-            host: registry.to_string(),
-            reason: format!("bad token realm {realm:?}: {e}"),
+        let realm_url = reqwest::Url::parse(realm).map_err(|e| {
+            tracing::warn!(registry, realm, error = %e, "unparsable token realm");
+            RegistryError::Invalid {
+                host: registry.to_string(),
+                reason: "unparsable token realm".into(),
+            }
         })?;
+        // A realm is `https`; plain `http` only for a registry configured as
+        // `http` itself (and then, like it, without credentials).
+        let realm_ok = match realm_url.scheme() {
+            "https" => true,
+            "http" => self.is_insecure(registry),
+            _ => false,
+        };
+        if !realm_ok {
+            tracing::warn!(registry, realm, "token realm is not https; refusing it");
+            return Err(RegistryError::Invalid {
+                host: registry.to_string(),
+                reason: format!("token realm scheme `{}` refused", realm_url.scheme()),
+            });
+        }
         let realm_host = realm_url.host_str().unwrap_or_default().to_string();
+        let realm_https = realm_url.scheme() == "https";
         let mut request = self
             .http
             .get(realm_url)
@@ -350,9 +393,10 @@ impl RegistryClient {
         if let Some(service) = service {
             request = request.query(&[("service", service)]);
         }
-        if let Some(credential) = self.credentials.get(registry) {
-            if realm_may_receive_credentials(registry, &realm_host)
-                || realm_may_receive_credentials(api_host(registry), &realm_host)
+        if let Some(credential) = self.credential_for(registry) {
+            if realm_https
+                && (realm_may_receive_credentials(registry, &realm_host)
+                    || realm_may_receive_credentials(api_host(registry), &realm_host))
             {
                 request = request.header(header::AUTHORIZATION, credential.basic_header());
             } else {
@@ -380,11 +424,13 @@ impl RegistryClient {
             });
         }
         let body = read_capped(registry, response, 64 * 1024).await?;
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            tracing::warn!(registry, error = %e, "unparsable token response");
+            RegistryError::Invalid {
                 host: registry.to_string(),
-                reason: format!("token response: {e}"),
-            })?;
+                reason: "unparsable token response".into(),
+            }
+        })?;
         let token = parsed
             .token
             .or(parsed.access_token)
@@ -569,22 +615,56 @@ fn status_error(registry: &str, status: StatusCode) -> RegistryError {
     }
 }
 
+/// The redirect policy: at most 5 hops, never from `https` down to plain
+/// `http`. (reqwest itself drops `Authorization` whenever the scheme, host
+/// or port changes.)
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 5 {
+            return attempt.error("more than 5 redirects");
+        }
+        let downgrade = attempt.url().scheme() != "https"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            return attempt.error("redirect from https to plain http refused");
+        }
+        attempt.follow()
+    })
+}
+
+/// A transport failure as a short, stable cause; the whole error chain (which
+/// names URLs and addresses) goes to the log only.
 fn transport_error(registry: &str, e: &reqwest::Error) -> RegistryError {
     if e.is_timeout() {
-        RegistryError::Timeout {
+        return RegistryError::Timeout {
             host: registry.to_string(),
-        }
+        };
+    }
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain = format!("{chain}: {s}");
+        source = s.source();
+    }
+    tracing::warn!(registry, error = %chain, "registry request failed");
+    let lower = chain.to_ascii_lowercase();
+    let reason = if e.is_redirect() {
+        "redirect refused"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        "TLS handshake failed"
+    } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+        "name lookup failed"
+    } else if lower.contains("refused") {
+        "connection refused"
+    } else if lower.contains("reset") || lower.contains("closed") || lower.contains("eof") {
+        "connection closed"
     } else {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
-        RegistryError::Connect {
-            host: registry.to_string(),
-            reason,
-        }
+        "connection failed"
+    };
+    RegistryError::Connect {
+        host: registry.to_string(),
+        reason: reason.to_string(),
     }
 }
 

@@ -133,6 +133,14 @@ impl CosignValidator {
                 "sigstore trust root loaded through TUF"
             );
         }
+        for host in spec.credentials.keys() {
+            if spec.insecure_registries.contains(host) {
+                tracing::warn!(
+                    host = %host,
+                    "credentials are configured for a plain-HTTP registry: they are never sent (credentials never travel in clear text)"
+                );
+            }
+        }
         for (first, again) in duplicate_keys(&spec.trust_roots) {
             tracing::warn!(
                 first = %first,
