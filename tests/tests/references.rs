@@ -185,3 +185,33 @@ fn a_static_rule_for_a_tag_never_vouches_for_a_digest() {
     let r = &results(&config, &[&tagged])[0];
     assert_eq!(r["allowed"], true, "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_gateway_a_labelled_digest_gets_the_digest_rule() {
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "team/app", "release-2", 403));
+    tokio::task::block_in_place(|| {
+        sigtool("sign-key", &reg, &image, &["--key", &pki_path("bob.key")])
+    });
+    let mut weak = cosign_keys_only(&reg, key_roots(&["bob"]));
+    weak["name"] = json!("weak");
+    let verifier = tokio::task::block_in_place(|| Verifier::start(&tag_policy(&reg, weak), &[]));
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+    let labelled = format!("{}/team/app:dev-x@{}", reg.host(), image.digest);
+    let (_, body) = gw
+        .post_json(
+            "/mutate",
+            &Review::pod(pod_spec(&[&labelled], &[], &[])).json,
+        )
+        .await;
+    assert!(!allowed(&body), "{body}");
+    assert_eq!(
+        message(&body),
+        format!("{labelled}: THRESHOLD_NOT_MET (1 of 2): 1 of 2 required trust roots signed (bob)")
+    );
+}
