@@ -413,7 +413,7 @@ async fn a_trust_root_rotated_behind_the_same_config_misses() {
     // public-good one, which does not trust the test Fulcio), with newer
     // metadata versions; the config file is byte for byte the same.
     let public_good = workspace_root().join(
-        "verifier/sigstore/public-good/targets/6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66.trusted_root.json",
+        "verifier/sigstore-trust/public-good/targets/6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66.trusted_root.json",
     );
     tuf::mktuf(&mirror, &public_good, &["--force", "--version-bump", "10"]);
     assert_eq!(std::fs::read_to_string(&config).unwrap(), text);

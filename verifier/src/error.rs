@@ -72,7 +72,7 @@ pub enum VerifyError {
     AttestationMissing(String),
     /// Notary trust data does not verify or does not sign the tag.
     #[error("{0}")]
-    Notary(crate::validators::notary::tuf::NotaryError),
+    Notary(portcullis_notary_tuf::NotaryError),
     /// The Notary server failed or refused us.
     #[error("notary: {0}")]
     NotaryUnavailable(RegistryError),
@@ -146,7 +146,7 @@ impl VerifyError {
 }
 
 /// The proto reason of a Notary error (by its stable code).
-fn notary_reason(e: &crate::validators::notary::tuf::NotaryError) -> Reason {
+fn notary_reason(e: &portcullis_notary_tuf::NotaryError) -> Reason {
     Reason::from_str_name(&format!("REASON_{}", e.reason_code()))
         .unwrap_or(Reason::SignatureInvalid)
 }
@@ -156,8 +156,8 @@ fn notary_reason(e: &crate::validators::notary::tuf::NotaryError) -> Reason {
 /// `HASH_MISMATCH (role)`, `TRUST_DATA_ROLLBACK (role)`,
 /// `DELEGATION_MISSING (name)`; the others carry none (the message says
 /// more).
-fn notary_detail(e: &crate::validators::notary::tuf::NotaryError) -> String {
-    use crate::validators::notary::tuf::NotaryError as N;
+fn notary_detail(e: &portcullis_notary_tuf::NotaryError) -> String {
+    use portcullis_notary_tuf::NotaryError as N;
     match e {
         N::TrustDataNotFound { .. }
         | N::RootKeyMismatch { .. }

@@ -187,7 +187,14 @@ fn split_host(name: &str) -> Result<(String, &str), ReferenceError> {
             if !is_valid_host(first) {
                 return Err(ReferenceError::InvalidHost(first.to_string()));
             }
-            Ok((canonical_host(first), rest))
+            let host = canonical_host(first);
+            // A host recognised only by its upper case (`MYHOST/app`) would,
+            // lower-cased, read as a Docker Hub namespace: two meanings for
+            // one string. Refused.
+            if !looks_like_host(&host) {
+                return Err(ReferenceError::InvalidHost(first.to_string()));
+            }
+            Ok((host, rest))
         }
         _ => Ok((DOCKER_HUB.to_string(), name)),
     }
@@ -397,7 +404,7 @@ mod tests {
             ("[::1]:443/app", "[::1]/app:latest"),
             ("localhost:5000/app", "localhost:5000/app:latest"),
             ("ghcr.io:4430/app", "ghcr.io:4430/app:latest"),
-            ("UPPER/app/x", "upper/app/x:latest"),
+            ("LOCALHOST/app", "localhost/app:latest"),
         ] {
             assert_eq!(norm(written), canonical, "{written}");
         }
@@ -472,9 +479,14 @@ mod tests {
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be invalid");
         }
-        // Docker treats an upper-case first component as a host name, and
-        // host names are case-insensitive.
-        assert_eq!(norm("UPPER/app/x"), "upper/app/x:latest");
+        // Docker treats an upper-case first component as a host name, but
+        // host names are case-insensitive and `upper/app/x` is a Docker Hub
+        // repository: a host recognised only by its case is refused.
+        assert!(matches!(
+            ImageRef::parse("UPPER/app/x"),
+            Err(ReferenceError::InvalidHost(_))
+        ));
+        assert_eq!(norm("UPPER.example/app/x"), "upper.example/app/x:latest");
         let long = format!("{}/app", "a".repeat(300));
         assert_eq!(ImageRef::parse(&long), Err(ReferenceError::NameTooLong));
         assert_eq!(

@@ -12,12 +12,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use portcullis_sigstore_trust::Validity;
+use portcullis_sigstore_trust::public_good;
 use portcullis_verifier::config::cosign::{Matcher, TransparencyRoots, TrustRoot, TrustRootKind};
 use portcullis_verifier::validators::cosign::candidate::{Candidate, from_bundle};
 use portcullis_verifier::validators::cosign::check::{CheckOptions, Failure, check};
 use portcullis_verifier::validators::cosign::content::Claim;
-use portcullis_verifier::validators::cosign::public_good;
-use portcullis_verifier::validators::cosign::trust_root::Validity;
 use regex::Regex;
 use serde_json::Value;
 

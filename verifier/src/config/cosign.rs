@@ -22,7 +22,7 @@ use serde::Deserialize;
 use sigstore::crypto::CosignVerificationKey;
 
 use crate::registry::Credential;
-use crate::validators::cosign::trust_root::{CaCert, LogKey, Validity};
+use portcullis_sigstore_trust::{CaCert, LogKey, Validity};
 
 /// The raw YAML shape.
 #[derive(Debug, Clone, Deserialize)]
@@ -398,7 +398,7 @@ pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
             let root = match &host.tuf_root {
                 Some(path) => std::fs::read(path)
                     .map_err(|e| field("host.tufRoot", format!("cannot read {path}: {e}")))?,
-                None => crate::validators::cosign::public_good::ROOT_V12.to_vec(),
+                None => portcullis_sigstore_trust::public_good::ROOT_V12.to_vec(),
             };
             let targets_url = host
                 .tuf_targets

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::cosign::{FieldError, parse_cert_bundle};
 use crate::registry::Credential;
-use crate::validators::notary::tuf::PinnedKey;
+use portcullis_notary_tuf::PinnedKey;
 
 /// The default Notary server (Docker Hub's).
 pub const DEFAULT_HOST: &str = "https://notary.docker.io";

@@ -14,10 +14,10 @@ pub mod certificate;
 pub mod check;
 pub mod content;
 pub mod discover;
-pub mod public_good;
+use portcullis_sigstore_trust::public_good;
 pub mod signers;
 pub mod tlog;
-pub mod trust_root;
+use portcullis_sigstore_trust as trust_root;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -20,7 +20,7 @@
 
 pub mod fetch;
 pub mod state;
-pub mod tuf;
+use portcullis_notary_tuf as tuf;
 
 use std::sync::Arc;
 use std::time::Duration;

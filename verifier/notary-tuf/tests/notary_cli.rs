@@ -9,13 +9,13 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use portcullis_verifier::validators::notary::tuf::{
+use portcullis_notary_tuf::{
     DelegationStatus, NotaryError, RoleVersions, TargetQuery, TrustedRoot, peek_version,
     verify_repository,
 };
 use serde_json::Value;
 
-fn s2() -> portcullis_verifier::validators::notary::tuf::VerifiedRepo {
+fn s2() -> portcullis_notary_tuf::VerifiedRepo {
     verify_cli(&cli_bytes("s2"), &cli_pin_old(), &RoleVersions::new()).unwrap()
 }
 
@@ -338,8 +338,8 @@ fn trusted(rel: &str) -> TrustedRoot {
 fn rotate(
     trusted_root: &TrustedRoot,
     intermediates: &BTreeMap<u64, Vec<u8>>,
-    pin: &portcullis_verifier::validators::notary::tuf::PinnedKey,
-) -> Result<portcullis_verifier::validators::notary::tuf::VerifiedRepo, NotaryError> {
+    pin: &portcullis_notary_tuf::PinnedKey,
+) -> Result<portcullis_notary_tuf::VerifiedRepo, NotaryError> {
     verify_repository(
         CLI_GUN,
         pin,

@@ -9,9 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chrono::Utc;
-use portcullis_verifier::validators::cosign::trust_root::{
-    TrustRootError, load_via_tuf, parse_trusted_root,
-};
+use portcullis_sigstore_trust::{TrustRootError, load_via_tuf, parse_trusted_root};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -19,7 +17,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn python() -> String {
     std::env::var("PORTCULLIS_PYTHON").unwrap_or_else(|_| {
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/venv/bin/python");
+        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.local/venv/bin/python");
         venv.display().to_string()
     })
 }
@@ -27,7 +25,7 @@ fn python() -> String {
 fn fixtures() -> PathBuf {
     std::env::var_os("PORTCULLIS_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures"))
 }
 
 fn run_python(args: &[&str]) -> String {

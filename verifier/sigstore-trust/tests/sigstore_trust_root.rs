@@ -2,7 +2,7 @@
 //! independent fixture script `tests/fixtures/tuf/mktuf.py` (stdlib +
 //! `cryptography`), the test PKI of `tests/fixtures/cosign/sigtool.py`, and a
 //! copy of Sigstore's public-good TUF repository
-//! (`verifier/sigstore/public-good`, shipped with the verifier).
+//! (`verifier/sigstore-trust/public-good`, shipped with the verifier).
 //!
 //! Python: `$PORTCULLIS_PYTHON`, else the project venv. Fixtures:
 //! `$PORTCULLIS_FIXTURES`, else the workspace `tests/fixtures`.
@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use portcullis_verifier::validators::cosign::trust_root::{
+use portcullis_sigstore_trust::{
     CaCert, LogKey, TrustRootError, TufSource, load_detailed, load_shipped, load_via_tuf,
     parse_trusted_root, parse_trusted_root_detailed,
 };
@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn python() -> String {
     std::env::var("PORTCULLIS_PYTHON").unwrap_or_else(|_| {
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/venv/bin/python");
+        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.local/venv/bin/python");
         venv.display().to_string()
     })
 }
@@ -35,7 +35,7 @@ fn python() -> String {
 fn fixtures() -> PathBuf {
     std::env::var_os("PORTCULLIS_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures"))
 }
 
 fn run_python(args: &[&str]) -> String {
@@ -113,10 +113,7 @@ impl Repo {
             .to_path_buf()
     }
 
-    async fn load(
-        &self,
-    ) -> Result<portcullis_verifier::validators::cosign::trust_root::SigstoreTrust, TrustRootError>
-    {
+    async fn load(&self) -> Result<portcullis_sigstore_trust::SigstoreTrust, TrustRootError> {
         load_via_tuf(
             &self.root(),
             &self.s("metadata_url"),
@@ -148,7 +145,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn public_good() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sigstore/public-good")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("public-good")
 }
 
 fn public_good_trusted_root() -> Vec<u8> {

@@ -13,8 +13,8 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use portcullis_verifier::validators::notary::tuf::canonical::{canonicalize, key_id};
-use portcullis_verifier::validators::notary::tuf::{
+use portcullis_notary_tuf::canonical::{canonicalize, key_id};
+use portcullis_notary_tuf::{
     NotaryError, PinnedKey, RoleBytes, RoleVersions, TargetQuery, VerifiedRepo,
 };
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256, Sha512};
 /// Test data lives in the workspace's `tests/data/`: the Docker Hub capture
 /// in `notaryv1/sample-image`, the notary CLI captures in `notary-tuf/`.
 pub fn testdata(rel: &str) -> PathBuf {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
     match rel.strip_prefix("dockerhub-sample-image") {
         Some(rest) => data.join(format!("notaryv1/sample-image{rest}")),
         None => data.join("notary-tuf").join(rel),
@@ -72,7 +72,7 @@ pub fn hub_pin() -> PinnedKey {
 }
 
 pub fn verify_hub(bytes: &RoleBytes, now: DateTime<Utc>) -> Result<VerifiedRepo, NotaryError> {
-    portcullis_verifier::validators::notary::tuf::verify_repository(
+    portcullis_notary_tuf::verify_repository(
         HUB_GUN,
         &hub_pin(),
         None,
@@ -141,7 +141,7 @@ pub fn verify_cli(
     pin: &PinnedKey,
     seen: &RoleVersions,
 ) -> Result<VerifiedRepo, NotaryError> {
-    portcullis_verifier::validators::notary::tuf::verify_repository(
+    portcullis_notary_tuf::verify_repository(
         CLI_GUN,
         pin,
         None,
@@ -457,7 +457,7 @@ impl Repo {
     }
 
     pub fn verify_gun(&self, gun: &str, bytes: &RoleBytes) -> Result<VerifiedRepo, NotaryError> {
-        portcullis_verifier::validators::notary::tuf::verify_repository(
+        portcullis_notary_tuf::verify_repository(
             gun,
             &self.root_keys[0].pin(),
             None,

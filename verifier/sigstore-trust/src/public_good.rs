@@ -1,5 +1,5 @@
 //! The Sigstore public-good TUF repository, shipped inside the binary: a
-//! snapshot of `sigstore/root-signing` (see `verifier/sigstore/public-good`),
+//! snapshot of `sigstore/root-signing` (see `verifier/sigstore-trust/public-good`),
 //! loaded through TUF with tough from the pinned root v12 (tough cannot
 //! verify roots v1–v11). It is the default trust for keyless roots when the
 //! config names no Fulcio/Rekor/CT material and no TUF mirror.
@@ -7,19 +7,19 @@
 //! A shipped copy cannot be fresh: its timestamp expired days after it was
 //! taken. Its signatures, thresholds, versions and hashes are all verified
 //! from the pinned root; only freshness is waived (see
-//! [`super::trust_root::load_shipped`]). Configure `host.tufMirror` to get
+//! [`crate::load_shipped`]). Configure `host.tufMirror` to get
 //! freshness too.
 
 use chrono::{DateTime, Utc};
 
-use super::trust_root::{SigstoreTrust, TrustRootError, load_shipped};
+use crate::{SigstoreTrust, TrustRootError, load_shipped};
 
 /// The pinned TUF root of the public-good instance (version 12).
-pub const ROOT_V12: &[u8] = include_bytes!("../../../sigstore/public-good/metadata/12.root.json");
+pub const ROOT_V12: &[u8] = include_bytes!("../public-good/metadata/12.root.json");
 
 macro_rules! shipped {
     ($($path:literal),* $(,)?) => {
-        &[$(($path, include_bytes!(concat!("../../../sigstore/public-good/", $path)) as &[u8])),*]
+        &[$(($path, include_bytes!(concat!("../public-good/", $path)) as &[u8])),*]
     };
 }
 

@@ -7,7 +7,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
-use portcullis_verifier::validators::notary::tuf::canonical::{canonicalize, key_id};
+use portcullis_notary_tuf::canonical::{canonicalize, key_id};
 use serde_json::Value;
 
 fn all_files() -> Vec<String> {

@@ -7,9 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use portcullis_verifier::validators::notary::tuf::{
-    NotaryError, PinnedKey, RoleVersions, TargetQuery, verify_repository,
-};
+use portcullis_notary_tuf::{NotaryError, PinnedKey, RoleVersions, TargetQuery, verify_repository};
 
 #[test]
 fn tag_sign_resolves_to_signed_digest() {

@@ -55,6 +55,11 @@
 //! key or no CT key is valid now, the load fails
 //! ([`TrustRootError::NothingValid`]): keyless verification needs all three.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod public_good;
+
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;

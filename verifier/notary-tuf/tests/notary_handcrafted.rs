@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use portcullis_verifier::validators::notary::tuf::{
+use portcullis_notary_tuf::{
     NotaryError, RoleVersions, TargetQuery, TrustedRoot, verify_repository,
 };
 use serde_json::{Value, json};
@@ -101,8 +101,7 @@ fn rsa_pkcs1v15_signatures() {
     };
     let mut b = r.build();
     let doc: Value = serde_json::from_slice(&b.targets).unwrap();
-    let msg = portcullis_verifier::validators::notary::tuf::canonical::canonicalize(&doc["signed"])
-        .unwrap();
+    let msg = portcullis_notary_tuf::canonical::canonicalize(&doc["signed"]).unwrap();
     let common::Priv::Rsa(pair) = &r.targets_keys[0].private else {
         unreachable!()
     };
@@ -132,8 +131,8 @@ fn rsa_pkcs1v15_signatures() {
 /// Re-sign snapshot and timestamp over the current targets/root bytes.
 fn rebuild_meta(
     r: &Repo,
-    b: &portcullis_verifier::validators::notary::tuf::RoleBytes,
-) -> portcullis_verifier::validators::notary::tuf::RoleBytes {
+    b: &portcullis_notary_tuf::RoleBytes,
+) -> portcullis_notary_tuf::RoleBytes {
     let mut meta = serde_json::Map::new();
     meta.insert("root".into(), file_meta(&b.root));
     meta.insert("targets".into(), file_meta(&b.targets));
@@ -148,7 +147,7 @@ fn rebuild_meta(
         &json!({"_type": "Timestamp", "expires": FAR, "meta": {"snapshot": file_meta(&snapshot)}, "version": 1}),
         &[&r.timestamp],
     );
-    portcullis_verifier::validators::notary::tuf::RoleBytes {
+    portcullis_notary_tuf::RoleBytes {
         snapshot,
         timestamp,
         ..b.clone()
@@ -761,9 +760,9 @@ fn listing_a_role_twice_counts_it_once() {
 fn p384_raw_signatures_verify() {
     use base64::Engine as _;
     let sample: Value = serde_json::from_slice(&read("p384/sample.json")).unwrap();
-    let key: portcullis_verifier::validators::notary::tuf::model::KeyJson =
+    let key: portcullis_notary_tuf::model::KeyJson =
         serde_json::from_value(sample["key"].clone()).unwrap();
-    let key = portcullis_verifier::validators::notary::tuf::keys::TufKey::parse(&key).unwrap();
+    let key = portcullis_notary_tuf::keys::TufKey::parse(&key).unwrap();
     let sig = base64::engine::general_purpose::STANDARD
         .decode(sample["sig"].as_str().unwrap())
         .unwrap();
