@@ -1,20 +1,23 @@
 //! The decision path shared by the gRPC service and the `verify` command:
-//! parse the reference, match the policy, run the validator.
+//! parse the reference, match the policy rule, call the rule's validator
+//! (behind its cache layer). No validator is named here: every scheme is a
+//! [`Validator`], built and held by name in [`Validators`].
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use portcullis_proto::{Reason, Source, Verdict, VerifyResponse};
+use sha2::{Digest as _, Sha256};
 
-use crate::cache::{CachedVerdict, Caches, verdict_key};
-use crate::config::{Config, Mode};
+use crate::cache::Caches;
+use crate::config::Config;
 use crate::error::VerifyError;
-use crate::policy::{Policy, Rule};
+use crate::metrics::VerifierMetrics;
+use crate::policy::{Mode, Policy, Rule};
 use crate::pull_secrets::PullSecrets;
 use crate::reference::ImageRef;
-use crate::validators::cosign::{CosignValidator, Credentials};
-use crate::validators::{BuildError, Request, Validator, Validators, Verified};
-use sha2::{Digest as _, Sha256};
+use crate::validators::{BuildEnv, BuildError, Call, Validator, Validators, WorkloadCredentials};
+use crate::verdict::{Judgement, Verified};
 
 /// The policy and validators, built once from the config.
 #[derive(Debug)]
@@ -51,8 +54,13 @@ pub struct Outcome {
 impl Engine {
     /// Builds the engine from a validated config, over `caches`.
     pub async fn new(config: Config, caches: Arc<Caches>) -> Result<Self, BuildError> {
+        let metrics: VerifierMetrics = caches.metrics.clone();
+        let env = BuildEnv {
+            metrics: &metrics,
+            caches: &caches,
+        };
         Ok(Engine {
-            validators: Validators::from_configs(&config.validators, &caches.metrics).await?,
+            validators: Validators::build_all(&config.validators, &env).await?,
             policy: config.policy,
             caches,
             pull_secrets: None,
@@ -70,14 +78,12 @@ impl Engine {
         &self.caches
     }
 
-    /// The verdict-cache key under which a cosign `rule`'s verdict for
-    /// `digest` is stored (`None` for rules of other validators, whose
-    /// verdicts are not cached).
+    /// The verdict-cache key under which `rule`'s verdict for `digest` is
+    /// stored (`None` for validators whose verdicts are not cached).
     pub fn verdict_cache_key(&self, rule: &Rule, digest: &str) -> Option<String> {
-        match self.validators.get(&rule.validator) {
-            Some(Validator::Cosign(cosign)) => Some(cosign_verdict_key(cosign, rule, digest)),
-            _ => None,
-        }
+        self.validators
+            .get(&rule.validator)?
+            .verdict_key(rule, digest)
     }
 
     /// Decides on one image as written in a manifest, finishing before
@@ -93,15 +99,13 @@ impl Engine {
             Ok(image) => image,
             Err(e) => return Outcome::early(None, VerifyError::from(e)),
         };
-        let credentials = match &self.pull_secrets {
-            Some(ps) if !workload.pull_secrets.is_empty() => Some(
-                ps.credentials(&workload.namespace, &workload.pull_secrets)
-                    .await,
-            ),
-            _ => None,
+        let credentials = self.workload_credentials(workload).await;
+        let call = Call {
+            now,
+            deadline,
+            workload: credentials.as_ref(),
         };
-        let scope = CredentialScope::new(workload, credentials.as_ref());
-        let rule = match self.select_rule(&image, deadline, &scope).await {
+        let rule = match self.select_rule(&image, &call).await {
             Ok(rule) => rule,
             Err(e) => return Outcome::early(Some(image), e),
         };
@@ -110,45 +114,63 @@ impl Engine {
             let e = VerifyError::Internal(format!("validator `{}` is not built", rule.validator));
             return Outcome::early(Some(image), e);
         };
-        let request = Request {
-            image: &image,
-            rule,
-            options: &rule.options,
-            now,
-        };
-        let (result, source) = match validator {
-            Validator::Cosign(cosign) => {
-                self.cosign_cached(cosign, &image, rule, deadline, &scope)
+        let judgement = match validator.resolve(&image, &call).await {
+            Ok(digest) => {
+                validator
+                    .verify(&image, digest.as_deref(), rule, &call)
                     .await
             }
-            other => (
-                other
-                    .validate(&rule.validator, request, &self.caches, deadline)
-                    .await,
-                Source::Fresh,
-            ),
+            Err(e) => Judgement::fresh(Err(e)),
         };
         Outcome {
             rule: Some(rule.clone()),
             image: Some(image),
-            result,
-            source,
+            result: judgement.result,
+            source: judgement.source,
         }
+    }
+
+    /// The workload's registry credentials (with `--pull-secrets` and
+    /// secrets named), with its identity for cache keys: a hash of the
+    /// namespace and the secret names.
+    async fn workload_credentials(&self, workload: &Workload) -> Option<WorkloadCredentials> {
+        let ps = self.pull_secrets.as_ref()?;
+        if workload.pull_secrets.is_empty() {
+            return None;
+        }
+        let credentials = ps
+            .credentials(&workload.namespace, &workload.pull_secrets)
+            .await;
+        if credentials.is_empty() {
+            return None;
+        }
+        let mut h = Sha256::new();
+        h.update(b"portcullis.workload-credentials.v1\0");
+        h.update(workload.namespace.as_bytes());
+        let mut names = workload.pull_secrets.clone();
+        names.sort();
+        for name in names {
+            h.update(b"\0");
+            h.update(name.as_bytes());
+        }
+        Some(WorkloadCredentials {
+            credentials,
+            identity: hex::encode(h.finalize()),
+        })
     }
 
     /// The rule for `image`. A tag next to a digest (`repo:tag@digest`)
     /// means nothing to the runtime, which pulls the digest: it may choose
     /// the rule only when that rule is the one the digest alone
     /// (`repo@digest`) would get anyway, or when it is confirmed to name
-    /// this digest now: by the registry (the tag resolves to it, through the
-    /// tag cache, for cosign rules) or by the rule's own signed data (a
-    /// Notary rule denies a tag whose signed digest differs). Otherwise the
-    /// reference is matched as `repo@digest`.
+    /// this digest now: by the rule's validator itself (it binds tags to
+    /// digests through signed data, as Notary does) or by the registry (the
+    /// validator resolves the tag, through the tag cache, to this digest).
+    /// Otherwise the reference is matched as `repo@digest`.
     async fn select_rule(
         &self,
         image: &ImageRef,
-        deadline: tokio::time::Instant,
-        scope: &CredentialScope<'_>,
+        call: &Call<'_>,
     ) -> Result<&Arc<Rule>, VerifyError> {
         let normalized = image.to_string();
         let by_written = self.policy.matching_rule(&normalized);
@@ -163,152 +185,21 @@ impl Engine {
             (None, d) => return d.ok_or(VerifyError::NoMatchingRule(digest_form)),
         };
         let confirmed = match self.validators.get(&tag_rule.validator) {
-            Some(Validator::Notary(_)) => true,
-            Some(Validator::Cosign(cosign)) => {
-                let tagged = image.without_digest();
-                match self
-                    .resolve_tag_cached(cosign, &tagged, deadline, scope)
-                    .await
-                {
-                    Ok(resolved) => resolved == digest,
-                    Err(e) => {
-                        tracing::info!(image = %image, error = %e, "cannot confirm the tag; matching by digest");
-                        false
-                    }
+            Some(v) if v.binds_tags() => true,
+            Some(v) => match v.resolve(&image.without_digest(), call).await {
+                Ok(resolved) => resolved.as_deref() == Some(digest),
+                Err(e) => {
+                    tracing::info!(image = %image, error = %e, "cannot confirm the tag; matching by digest");
+                    false
                 }
-            }
-            _ => false,
+            },
+            None => false,
         };
         if confirmed {
             return Ok(tag_rule);
         }
         tracing::info!(image = %image, tag, "the tag is not confirmed to name this digest; matching by digest");
         by_digest.ok_or(VerifyError::NoMatchingRule(digest_form))
-    }
-
-    /// The digest `image`'s tag resolves to, through the tag cache.
-    async fn resolve_tag_cached(
-        &self,
-        cosign: &CosignValidator,
-        image: &ImageRef,
-        deadline: tokio::time::Instant,
-        scope: &CredentialScope<'_>,
-    ) -> Result<String, VerifyError> {
-        let ttl = self.caches.ttls.tag;
-        let key = scope.key(
-            cosign,
-            image,
-            format!("{}:{}", image.name(), image.tag().unwrap_or("latest")),
-        );
-        self.caches
-            .tags
-            .get_or_compute(&key, deadline, || async {
-                cosign
-                    .resolve(image, scope.credentials)
-                    .await
-                    .map(|d| (d, ttl))
-            })
-            .await
-            .map(|(digest, _)| digest)
-            .map_err(|e| (*e).clone())
-    }
-
-    /// Cosign through the caches: tag → digest (short TTL), then the verdict
-    /// keyed by the rule fingerprint and the digest. Transient failures are
-    /// returned, never cached.
-    async fn cosign_cached(
-        &self,
-        cosign: &CosignValidator,
-        image: &ImageRef,
-        rule: &Rule,
-        deadline: tokio::time::Instant,
-        scope: &CredentialScope<'_>,
-    ) -> (Result<Verified, VerifyError>, Source) {
-        let ttls = self.caches.ttls;
-        let digest = match image.digest() {
-            Some(d) => d.to_string(),
-            None => match self
-                .resolve_tag_cached(cosign, image, deadline, scope)
-                .await
-            {
-                Ok(digest) => digest,
-                Err(e) => return (Err(e), Source::Fresh),
-            },
-        };
-        let key = scope.key(cosign, image, cosign_verdict_key(cosign, rule, &digest));
-        let verdict = self
-            .caches
-            .verdicts
-            .get_or_compute(&key, deadline, || async {
-                let result = cosign
-                    .verify_digest(image, &digest, &rule.options, scope.credentials)
-                    .await;
-                match CachedVerdict::from_result(&result) {
-                    Some(v) => {
-                        let ttl = if v.allowed {
-                            ttls.verdict
-                        } else {
-                            ttls.negative
-                        };
-                        Ok((v, ttl))
-                    }
-                    None => Err(result.err().unwrap_or(VerifyError::Internal(
-                        "transient failure without error".into(),
-                    ))),
-                }
-            })
-            .await;
-        match verdict {
-            Ok((v, source)) => (v.into_result(), source),
-            Err(e) => (Err((*e).clone()), Source::Fresh),
-        }
-    }
-}
-
-/// Whose registry credentials a lookup runs with. Verdicts and tag
-/// resolutions made with a workload's pull-secret credentials (what they
-/// allow, and above all what they deny: a 401 for a tenant without access)
-/// are cached under that workload's identity (namespace and secret names),
-/// never under the key other tenants read, so one tenant can neither keep
-/// another's private image denied nor borrow its access.
-struct CredentialScope<'a> {
-    credentials: Option<&'a Credentials>,
-    identity: String,
-}
-
-impl<'a> CredentialScope<'a> {
-    fn new(workload: &Workload, credentials: Option<&'a Credentials>) -> Self {
-        let identity = match credentials {
-            Some(c) if !c.is_empty() => {
-                let mut h = Sha256::new();
-                h.update(b"portcullis.workload-credentials.v1\0");
-                h.update(workload.namespace.as_bytes());
-                let mut names = workload.pull_secrets.clone();
-                names.sort();
-                for name in names {
-                    h.update(b"\0");
-                    h.update(name.as_bytes());
-                }
-                hex::encode(h.finalize())
-            }
-            _ => String::new(),
-        };
-        CredentialScope {
-            credentials,
-            identity,
-        }
-    }
-
-    /// `base` for lookups whose registry requests carry the workload's
-    /// credentials (the validator has none of its own for the image's
-    /// host), `base` scoped to the workload's identity; otherwise `base`.
-    fn key(&self, cosign: &CosignValidator, image: &ImageRef, base: String) -> String {
-        match self.credentials {
-            Some(c) if cosign.would_use_workload_credential(image.registry(), c) => {
-                format!("{base}|workload:{}", self.identity)
-            }
-            _ => base,
-        }
     }
 }
 
@@ -389,12 +280,6 @@ impl Outcome {
                 .unwrap_or_default(),
         }
     }
-}
-
-/// The verdict-cache key of a cosign verdict: the rule, the validator's
-/// loaded trust material and the digest.
-fn cosign_verdict_key(cosign: &CosignValidator, rule: &Rule, digest: &str) -> String {
-    verdict_key(&cosign.verdict_fingerprint(&rule.fingerprint), digest)
 }
 
 #[cfg(test)]

@@ -22,3 +22,4 @@ pub mod server;
 pub mod service;
 pub mod tls;
 pub mod validators;
+pub mod verdict;

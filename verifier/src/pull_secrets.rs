@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use crate::config::cosign::parse_docker_config;
-use crate::validators::cosign::Credentials;
+use crate::registry::Credentials;
 
 /// How to reach the API server.
 #[derive(Debug, Clone, Default)]

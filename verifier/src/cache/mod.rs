@@ -11,12 +11,18 @@
 //!   definitive denials for the negative TTL; transient failures never;
 //! * **tag → digest**, for the tag TTL (the only place a tag's freshness
 //!   matters);
-//! * **trust data** (Notary metadata), until it must be refreshed.
+//! * **trust data** (Notary metadata), until it must be refreshed, as opaque
+//!   bytes in a [`ByteStore`] handed to the validator at start-up.
+//!
+//! This module knows no validator: the cache layer around validators is
+//! `validators::Cached`, built from the tiers here.
 
 pub mod redis;
 pub mod seal;
+mod store;
 pub mod tiered;
 pub mod verdict;
 
+pub(crate) use store::{ByteStore, Memo, SharedRecords};
 pub use tiered::{Computed, TierSettings, Tiered};
 pub use verdict::{CachedVerdict, Caches, Sizing, Ttls, verdict_key};

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::redis::L2;
+use super::store::Blob;
 use super::tiered::{TierSettings, Tiered};
 use crate::error::VerifyError;
 use crate::metrics::VerifierMetrics;
-use crate::validators::Verified;
+use crate::verdict::Verified;
 
 /// A verdict as cached: allowed with the verified digest, or a definitive
 /// denial with its reason.
@@ -124,10 +125,12 @@ impl Default for Sizing {
 pub struct Caches {
     /// Verdicts by rule fingerprint and digest.
     pub verdicts: Tiered<CachedVerdict>,
-    /// Digests by `registry/repo:tag`.
-    pub tags: Tiered<String>,
-    /// Notary trust data by server, GUN and delegations.
-    pub trust: Tiered<crate::validators::notary::fetch::StoredTrust>,
+    /// Digests by `registry/repo:tag` (`None`: the validator resolves no
+    /// tags; shared with waiters only, never kept).
+    pub tags: Tiered<Option<String>>,
+    /// Trust data of validators that cache below the verdict (Notary), as
+    /// opaque bytes.
+    pub trust: Arc<Tiered<Blob>>,
     /// TTLs.
     pub ttls: Ttls,
     /// The shared tier, if configured.
@@ -162,14 +165,14 @@ impl Caches {
                 settings("tag"),
                 l2.clone(),
                 metrics.clone(),
-                |v: &String| v.len() as u32,
+                |v: &Option<String>| v.as_ref().map_or(0, String::len) as u32,
             ),
-            trust: Tiered::new(
+            trust: Arc::new(Tiered::new(
                 settings("trust"),
                 l2.clone(),
                 metrics.clone(),
-                crate::validators::notary::fetch::StoredTrust::weight,
-            ),
+                |v: &Blob| v.0.len() as u32,
+            )),
             ttls,
             l2,
             metrics,

@@ -10,8 +10,9 @@ use serde_yaml_ng::Value;
 use sha2::{Digest, Sha256};
 
 use super::cosign;
-use super::model::{Config, RuleOptions, ValidatorConfig, ValidatorKind};
+use super::model::{Config, ValidatorConfig, ValidatorKind};
 use super::notary;
+use crate::policy::RuleOptions;
 use crate::policy::{Pattern, Policy, Rule};
 
 /// A config error, reported as `FILE: FIELD: message`.

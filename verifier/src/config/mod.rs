@@ -12,6 +12,4 @@ mod model;
 pub mod notary;
 
 pub use load::{ConfigError, cosign_selected_roots, load_file, parse_str};
-pub use model::{
-    AttestationRequirement, Config, Mode, RuleOptions, ValidatorConfig, ValidatorKind,
-};
+pub use model::{Config, ValidatorConfig, ValidatorKind};

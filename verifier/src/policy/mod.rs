@@ -6,15 +6,15 @@
 //! config order breaking ties), so the winning rule is the lowest matching
 //! index.
 
+mod options;
 pub mod pattern;
 
 use std::sync::Arc;
 
 use regex::RegexSet;
 
+pub use options::{AttestationRequirement, Mode, RuleOptions};
 pub use pattern::{Pattern, PatternError};
-
-use crate::config::RuleOptions;
 
 /// One policy rule after config validation.
 #[derive(Debug, Clone)]

@@ -36,6 +36,9 @@ use reqwest::{Method, StatusCode, header};
 use sha2::{Digest as _, Sha256};
 
 pub use auth::Credential;
+
+/// Registry credentials by exact host.
+pub type Credentials = HashMap<String, Credential>;
 use auth::{Challenge, TokenCache, TokenResponse, parse_challenge, realm_may_receive_credentials};
 pub use error::RegistryError;
 

@@ -1,66 +1,116 @@
-//! Validators: the signature schemes a policy rule can route an image to.
+//! Validators: the signature schemes a policy rule can route an image to,
+//! behind one small trait.
+//!
+//! * [`Validator`] is what a scheme implements: resolve a tag to the digest
+//!   it verifies (if it verifies digests), verify, and say how its verdicts
+//!   may be cached (a fingerprint of everything that decided them).
+//! * [`Cached`] is the cache as a layer around any validator: the tag cache
+//!   for `resolve`, the verdict cache for `verify` (both tiers, coalesced),
+//!   keyed by the validator's fingerprint. It implements [`Validator`] too.
+//! * [`Validators`] holds them by name, built once at start-up from the
+//!   config ([`build`]: one line per validator type).
+//!
+//! Request-scoped inputs (the evaluation time, the deadline, the workload's
+//! registry credentials) travel in one small [`Call`].
 
-pub mod cosign;
-pub mod notary;
-pub mod static_rule;
+mod cached;
+pub(crate) mod cosign;
+pub(crate) mod notary;
+mod static_rule;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use portcullis_proto::Reason;
 
-use crate::config::{RuleOptions, ValidatorConfig, ValidatorKind};
+use crate::cache::Caches;
+use crate::config::{ValidatorConfig, ValidatorKind};
 use crate::error::VerifyError;
+use crate::metrics::VerifierMetrics;
 use crate::policy::Rule;
 use crate::reference::ImageRef;
+use crate::registry::Credentials;
+use crate::verdict::Judgement;
 
-/// A successful validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    /// The verified manifest digest, if the validator verified one.
-    pub digest: Option<String>,
-    /// `VERIFIED` or `STATIC_ALLOW`.
-    pub reason: Reason,
-    /// A human summary (e.g. which trust roots signed).
-    pub message: String,
-}
+pub(crate) use cached::Cached;
 
-impl Verified {
-    /// The result of a static allow: nothing verified, nothing to pin.
-    pub fn static_allow() -> Self {
-        Verified {
-            digest: None,
-            reason: Reason::StaticAllow,
-            message: "allowed by a static rule".to_string(),
-        }
-    }
-}
-
-/// What a validator needs to judge one image.
+/// The request-scoped inputs of one decision.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    /// The parsed image reference.
-    pub image: &'a ImageRef,
-    /// The matched rule.
-    pub rule: &'a Rule,
-    /// The rule's options.
-    pub options: &'a RuleOptions,
+pub(crate) struct Call<'a> {
     /// The evaluation time for expiry checks.
-    pub now: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
+    /// When the caller stops waiting.
+    pub(crate) deadline: tokio::time::Instant,
+    /// The workload's registry credentials (pull secrets), if any.
+    pub(crate) workload: Option<&'a WorkloadCredentials>,
 }
 
-/// One configured validator, ready to run.
-#[derive(Debug)]
-pub enum Validator {
-    /// `type: static`.
-    Static {
-        /// Allow or deny.
-        approve: bool,
-    },
-    /// `type: cosign`.
-    Cosign(Box<cosign::CosignValidator>),
-    /// `type: notaryv1`.
-    Notary(Box<notary::NotaryValidator>),
+/// A workload's registry credentials and who it is: lookups made with them
+/// are cached under [`WorkloadCredentials::identity`], never under the key
+/// other workloads read.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkloadCredentials {
+    /// Credentials by exact registry host.
+    pub(crate) credentials: Credentials,
+    /// A hash of the namespace and the secret names.
+    pub(crate) identity: String,
+}
+
+/// How a validator's verdicts may be cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caching {
+    /// Not at all: the validator is cheap (static) or caches what it needs
+    /// itself at a lower level (Notary's trust data, re-verified each time).
+    Never,
+    /// By digest, under this fingerprint of everything that decided the
+    /// verdict: the rule (pattern, options, the validator's whole config)
+    /// and any trust material loaded at start-up.
+    ByDigest([u8; 32]),
+}
+
+/// One signature scheme.
+#[async_trait]
+pub(crate) trait Validator: Send + Sync + std::fmt::Debug {
+    /// The digest `image` names now: its own digest, or its tag resolved in
+    /// the registry. `None` for validators that judge the reference as
+    /// written (static rules; Notary, whose signed targets map tags).
+    async fn resolve(
+        &self,
+        _image: &ImageRef,
+        _call: &Call<'_>,
+    ) -> Result<Option<String>, VerifyError> {
+        Ok(None)
+    }
+
+    /// Whether the validator itself checks that the tag of a `tag@digest`
+    /// reference names the digest (Notary: the signed targets), so that the
+    /// tag may choose its rule without asking the registry.
+    fn binds_tags(&self) -> bool {
+        false
+    }
+
+    /// Verifies `image` under `rule`; `digest` is what [`resolve`] gave.
+    ///
+    /// [`resolve`]: Validator::resolve
+    async fn verify(
+        &self,
+        image: &ImageRef,
+        digest: Option<&str>,
+        rule: &Rule,
+        call: &Call<'_>,
+    ) -> Judgement;
+
+    /// How this validator's verdicts under `rule` may be cached.
+    fn caching(&self, _rule: &Rule) -> Caching {
+        Caching::Never
+    }
+
+    /// Whether requests for `image` would authenticate with the workload's
+    /// credentials in `call` (so that cache keys must be scoped to it).
+    fn uses_workload_credentials(&self, _image: &ImageRef, _call: &Call<'_>) -> bool {
+        false
+    }
 }
 
 /// A validator that cannot be built (reported at start-up).
@@ -73,78 +123,58 @@ pub struct BuildError {
     pub reason: String,
 }
 
-impl Validator {
-    /// Builds the runtime validator from its config.
-    pub async fn from_config(
-        config: &ValidatorConfig,
-        metrics: &crate::metrics::VerifierMetrics,
-    ) -> Result<Self, BuildError> {
-        let err = |reason: String| BuildError {
-            name: config.name.clone(),
-            reason,
-        };
-        Ok(match &config.kind {
-            ValidatorKind::Static { approve } => Validator::Static { approve: *approve },
-            ValidatorKind::Cosign(spec) => Validator::Cosign(Box::new(
-                cosign::CosignValidator::new(spec, metrics)
-                    .await
-                    .map_err(|e| err(e.to_string()))?,
-            )),
-            ValidatorKind::NotaryV1(spec) => Validator::Notary(Box::new(
-                notary::NotaryValidator::new(spec, metrics).map_err(|e| err(e.to_string()))?,
-            )),
-        })
-    }
-
-    /// Validates one image, without the verdict cache (which the decision
-    /// path applies to cosign).
-    pub async fn validate(
-        &self,
-        name: &str,
-        request: Request<'_>,
-        caches: &std::sync::Arc<crate::cache::Caches>,
-        deadline: tokio::time::Instant,
-    ) -> Result<Verified, VerifyError> {
-        match self {
-            Validator::Static { approve } => {
-                static_rule::decide(*approve, request.rule.pattern.written(), name)
-            }
-            Validator::Cosign(v) => v.validate(request).await,
-            Validator::Notary(v) => {
-                v.validate(
-                    request.image,
-                    request.options,
-                    request.now,
-                    caches,
-                    deadline,
-                )
-                .await
-            }
-        }
-    }
+/// What building a validator may use: metrics and the caches' stores.
+pub(crate) struct BuildEnv<'a> {
+    pub(crate) metrics: &'a VerifierMetrics,
+    pub(crate) caches: &'a Arc<Caches>,
 }
 
-/// The validators by name.
+/// Builds the validator a config entry describes: one line per type.
+async fn build(
+    config: &ValidatorConfig,
+    env: &BuildEnv<'_>,
+) -> Result<Box<dyn Validator>, BuildError> {
+    let err = |reason: String| BuildError {
+        name: config.name.clone(),
+        reason,
+    };
+    Ok(match &config.kind {
+        ValidatorKind::Static { approve } => {
+            Box::new(static_rule::StaticValidator::new(&config.name, *approve))
+        }
+        ValidatorKind::Cosign(spec) => Box::new(
+            cosign::CosignValidator::new(spec, env)
+                .await
+                .map_err(|e| err(e.to_string()))?,
+        ),
+        ValidatorKind::NotaryV1(spec) => {
+            Box::new(notary::NotaryValidator::new(spec, env).map_err(|e| err(e.to_string()))?)
+        }
+    })
+}
+
+/// The validators by name, each behind the cache layer.
 #[derive(Debug, Default)]
-pub struct Validators {
-    by_name: HashMap<String, Validator>,
+pub(crate) struct Validators {
+    by_name: HashMap<String, Cached>,
 }
 
 impl Validators {
     /// Builds every configured validator.
-    pub async fn from_configs(
+    pub(crate) async fn build_all(
         configs: &[ValidatorConfig],
-        metrics: &crate::metrics::VerifierMetrics,
+        env: &BuildEnv<'_>,
     ) -> Result<Self, BuildError> {
         let mut by_name = HashMap::with_capacity(configs.len());
         for c in configs {
-            by_name.insert(c.name.clone(), Validator::from_config(c, metrics).await?);
+            let inner = build(c, env).await?;
+            by_name.insert(c.name.clone(), Cached::new(inner, env.caches.clone()));
         }
         Ok(Validators { by_name })
     }
 
     /// The validator called `name`.
-    pub fn get(&self, name: &str) -> Option<&Validator> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Cached> {
         self.by_name.get(name)
     }
 }

@@ -14,6 +14,8 @@ pub mod certificate;
 pub mod check;
 pub mod content;
 pub mod discover;
+#[cfg(test)]
+mod public_good_bundles;
 use portcullis_sigstore_trust::public_good;
 pub mod signers;
 pub mod tlog;
@@ -27,11 +29,14 @@ use sha2::{Digest as _, Sha256};
 use portcullis_proto::Reason;
 
 use crate::config::cosign::{CosignSpec, SigstoreSource, TrustRoot, TrustRootKind};
-use crate::config::{RuleOptions, cosign_selected_roots};
+use crate::config::cosign_selected_roots;
 use crate::error::VerifyError;
+use crate::policy::Rule;
+use crate::policy::RuleOptions;
 use crate::reference::ImageRef;
-use crate::registry::{ClientBuildError, RegistryClient, RegistrySettings};
-use crate::validators::{Request, Verified};
+use crate::registry::{ClientBuildError, Credentials, RegistryClient, RegistrySettings};
+use crate::validators::{BuildEnv, Caching, Call, Validator};
+use crate::verdict::{Judgement, Verified};
 use candidate::Candidate;
 use check::{CheckOptions, Failure, Pass, check};
 use content::Claim;
@@ -53,9 +58,6 @@ impl std::ops::Deref for ClientFor<'_> {
         }
     }
 }
-
-/// Registry credentials by exact host.
-pub type Credentials = std::collections::HashMap<String, crate::registry::Credential>;
 
 /// Why a cosign validator could not be built at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +101,11 @@ impl CosignValidator {
     }
 
     /// Builds the validator and its registry client.
-    pub async fn new(
+    pub(crate) async fn new(
         spec: &CosignSpec,
-        metrics: &crate::metrics::VerifierMetrics,
+        env: &BuildEnv<'_>,
     ) -> Result<Self, CosignBuildError> {
+        let metrics = env.metrics;
         let registry = RegistryClient::new(RegistrySettings {
             extra_ca_pem: spec.registry_ca.clone(),
             credentials: spec.credentials.clone(),
@@ -170,33 +173,8 @@ impl CosignValidator {
     /// Whether a request for an image on `host` would authenticate with the
     /// workload credentials `extra` (they have an entry for the host and
     /// the validator has none of its own, which take precedence).
-    pub fn would_use_workload_credential(&self, host: &str, extra: &Credentials) -> bool {
+    fn would_use_workload_credential(&self, host: &str, extra: &Credentials) -> bool {
         extra.contains_key(host) && !self.spec.credentials.contains_key(host)
-    }
-
-    /// Resolves the image's tag to its manifest digest (a given digest is
-    /// returned as is).
-    pub async fn resolve(
-        &self,
-        image: &ImageRef,
-        extra: Option<&Credentials>,
-    ) -> Result<String, VerifyError> {
-        if let Some(d) = image.digest() {
-            return Ok(d.to_string());
-        }
-        let tag = image.tag().unwrap_or("latest");
-        self.client(extra)
-            .resolve_tag(image.registry(), image.repository(), tag)
-            .await
-            .map_err(VerifyError::Registry)?
-            .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))
-    }
-
-    /// Verifies one image: resolve, then verify the digest.
-    pub async fn validate(&self, request: Request<'_>) -> Result<Verified, VerifyError> {
-        let digest = self.resolve(request.image, None).await?;
-        self.verify_digest(request.image, &digest, request.options, None)
-            .await
     }
 
     /// Verifies the signatures of `digest` (in `image`'s repository) under
@@ -247,6 +225,59 @@ impl CosignValidator {
             reason: Reason::Verified,
             message: format!("signed by {}", signers.join(", ")),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Validator for CosignValidator {
+    /// The image's digest, or its tag resolved with `HEAD` (which Docker
+    /// Hub does not count as a pull).
+    async fn resolve(
+        &self,
+        image: &ImageRef,
+        call: &Call<'_>,
+    ) -> Result<Option<String>, VerifyError> {
+        if let Some(d) = image.digest() {
+            return Ok(Some(d.to_string()));
+        }
+        let tag = image.tag().unwrap_or("latest");
+        let extra = call.workload.map(|w| &w.credentials);
+        self.client(extra)
+            .resolve_tag(image.registry(), image.repository(), tag)
+            .await
+            .map_err(VerifyError::Registry)?
+            .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))
+            .map(Some)
+    }
+
+    async fn verify(
+        &self,
+        image: &ImageRef,
+        digest: Option<&str>,
+        rule: &Rule,
+        call: &Call<'_>,
+    ) -> Judgement {
+        let Some(digest) = digest else {
+            return Judgement::fresh(Err(VerifyError::Internal(
+                "cosign verifies a digest; none was resolved".into(),
+            )));
+        };
+        let extra = call.workload.map(|w| &w.credentials);
+        Judgement::fresh(
+            self.verify_digest(image, digest, &rule.options, extra)
+                .await,
+        )
+    }
+
+    /// Verdicts are cached by digest, under the rule's fingerprint mixed
+    /// with the trust material loaded at start-up.
+    fn caching(&self, rule: &Rule) -> Caching {
+        Caching::ByDigest(self.verdict_fingerprint(&rule.fingerprint))
+    }
+
+    fn uses_workload_credentials(&self, image: &ImageRef, call: &Call<'_>) -> bool {
+        call.workload
+            .is_some_and(|w| self.would_use_workload_credential(image.registry(), &w.credentials))
     }
 }
 

@@ -11,14 +11,13 @@
 //! checks.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::tuf::{self, NotaryError, RoleBytes};
-use crate::cache::Caches;
+use crate::cache::ByteStore;
 use crate::config::notary::NotarySpec;
 use crate::error::VerifyError;
 use crate::registry::{RegistryClient, RegistryError};
@@ -28,16 +27,16 @@ const MAX_ROLE_BYTES: usize = 10 * 1024 * 1024;
 
 /// A GUN's trust data, ready to verify.
 #[derive(Debug, Clone, Default)]
-pub struct TrustData {
+pub(super) struct TrustData {
     /// The role files.
     pub bytes: RoleBytes,
     /// `N.root.json` by version, for root rotation.
     pub intermediate_roots: BTreeMap<u64, Vec<u8>>,
 }
 
-/// The cached form (base64 bodies).
+/// The cached form (base64 bodies, as JSON bytes in the store).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StoredTrust {
+struct StoredTrust {
     root: String,
     timestamp: String,
     snapshot: String,
@@ -96,14 +95,6 @@ impl StoredTrust {
                 .map(|(k, v)| (*k, dec(v)))
                 .collect(),
         }
-    }
-
-    /// Approximate size, for the L1 weigher.
-    pub fn weight(&self) -> u32 {
-        let d: usize = self.delegations.values().map(String::len).sum();
-        let i: usize = self.intermediates.values().map(String::len).sum();
-        (self.root.len() + self.timestamp.len() + self.snapshot.len() + self.targets.len() + d + i)
-            as u32
     }
 }
 
@@ -234,30 +225,31 @@ fn reuse_for(timestamp: &[u8], trust_ttl: Duration) -> Duration {
     }
 }
 
-/// The trust data of `gun`, through the caches.
-pub async fn trust_data(
+/// The trust data of `gun`, through the trust store (`store`, kept for at
+/// most `ttl`).
+pub(super) async fn trust_data(
     client: &RegistryClient,
     spec: &NotarySpec,
     gun: &str,
     wanted: &[String],
-    caches: &Arc<Caches>,
+    (store, ttl): (&ByteStore, Duration),
     deadline: tokio::time::Instant,
     trusted_root_version: Option<u64>,
 ) -> Result<TrustData, VerifyError> {
     let key = format!("{}|{gun}|{}", spec.host_url, wanted.join(","));
-    let ttl = caches.ttls.trust;
-    let stored = caches
-        .trust
-        .get_or_compute(&key, deadline, || async {
+    let bytes = store
+        .get_or_fetch(&key, deadline, || async {
             let data = fetch_all(client, spec, gun, wanted, trusted_root_version).await?;
-            Ok::<_, VerifyError>((
-                StoredTrust::from_data(&data),
-                reuse_for(&data.bytes.timestamp, ttl),
-            ))
+            let bytes = serde_json::to_vec(&StoredTrust::from_data(&data))
+                .map_err(|e| VerifyError::Internal(format!("cannot serialise trust data: {e}")))?;
+            Ok::<_, VerifyError>((bytes, reuse_for(&data.bytes.timestamp, ttl)))
         })
         .await
-        .map_err(|e| (*e).clone())?
-        .0;
+        .map_err(|e| (*e).clone())?;
+    // Unreadable bytes (another version's layout) are refetched by the
+    // next miss; here they read as empty trust data, which fails
+    // verification, never passes it.
+    let stored: StoredTrust = serde_json::from_slice(&bytes).unwrap_or_default();
     let mut data = stored.to_data();
     add_intermediate_roots(client, spec, gun, &mut data, trusted_root_version).await?;
     Ok(data)

@@ -18,8 +18,8 @@
 //! verifier and, with Redis, in the shared cache, so that neither a restart
 //! nor another verifier can be rolled back.
 
-pub mod fetch;
-pub mod state;
+mod fetch;
+mod state;
 use portcullis_notary_tuf as tuf;
 
 use std::sync::Arc;
@@ -28,33 +28,37 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use portcullis_proto::Reason;
 
-use crate::cache::Caches;
-use crate::config::RuleOptions;
+use crate::cache::{ByteStore, Memo, SharedRecords};
 use crate::config::notary::NotarySpec;
 use crate::error::VerifyError;
+use crate::policy::{Rule, RuleOptions};
 use crate::reference::ImageRef;
 use crate::registry::{ClientBuildError, RegistryClient, RegistrySettings};
-use crate::validators::Verified;
+use crate::validators::{BuildEnv, Call, Validator};
+use crate::verdict::{Judgement, Verified};
 use fetch::TrustData;
 use state::TrustState;
 use tuf::{NotaryError, TargetQuery};
 
-/// A configured Notary validator.
+/// A configured Notary validator. What it caches goes through stores
+/// built at start-up: the trust data's bytes (both tiers, coalesced, for
+/// the trust TTL), the rollback state (shared records), and a memo of
+/// repositories already verified from the same bytes (in process).
 #[derive(Debug)]
-pub struct NotaryValidator {
+pub(crate) struct NotaryValidator {
     spec: NotarySpec,
     client: RegistryClient,
     state: TrustState,
+    trust: ByteStore,
+    trust_ttl: Duration,
     /// Verified repositories by the hash of their bytes.
-    verified: moka::future::Cache<[u8; 32], Arc<tuf::VerifiedRepo>>,
+    verified: Memo<[u8; 32], Arc<tuf::VerifiedRepo>>,
 }
 
 impl NotaryValidator {
-    /// Builds the validator and its HTTP client.
-    pub fn new(
-        spec: &NotarySpec,
-        metrics: &crate::metrics::VerifierMetrics,
-    ) -> Result<Self, ClientBuildError> {
+    /// Builds the validator, its HTTP client and its stores.
+    pub(crate) fn new(spec: &NotarySpec, env: &BuildEnv<'_>) -> Result<Self, ClientBuildError> {
+        let metrics = env.metrics;
         let mut credentials = std::collections::HashMap::new();
         if let Some(c) = &spec.credential {
             credentials.insert(spec.host_key.clone(), c.clone());
@@ -70,21 +74,19 @@ impl NotaryValidator {
         Ok(NotaryValidator {
             spec: spec.clone(),
             client,
-            state: TrustState::default(),
-            verified: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
+            state: TrustState::new(SharedRecords::new(env.caches.l2.clone())),
+            trust: ByteStore::new(env.caches.trust.clone()),
+            trust_ttl: env.caches.ttls.trust,
+            verified: Memo::new(10_000, Duration::from_secs(600)),
         })
     }
 
     /// Verifies one image at `now`.
-    pub async fn validate(
+    async fn validate(
         &self,
         image: &ImageRef,
         options: &RuleOptions,
         now: DateTime<Utc>,
-        caches: &Arc<Caches>,
         deadline: tokio::time::Instant,
     ) -> Result<Verified, VerifyError> {
         let root_name = options.trust_root.as_deref().unwrap_or("default");
@@ -103,12 +105,12 @@ impl NotaryValidator {
             &self.spec,
             &gun,
             &wanted,
-            caches,
+            (&self.trust, self.trust_ttl),
             deadline,
             self.state.trusted_root_version(&gun, &root.key),
         )
         .await?;
-        let verified = self.verify(&gun, root, &data, now, caches).await?;
+        let verified = self.verify_repository(&gun, root, &data, now).await?;
         let digest_bytes = match image.digest() {
             Some(d) => Some(
                 d.strip_prefix("sha256:")
@@ -144,19 +146,18 @@ impl NotaryValidator {
 
     /// TUF verification with the remembered trusted root and versions;
     /// remembers the new ones.
-    async fn verify(
+    async fn verify_repository(
         &self,
         gun: &str,
         root: &crate::config::notary::NotaryRoot,
         data: &TrustData,
         now: DateTime<Utc>,
-        caches: &Arc<Caches>,
     ) -> Result<Arc<tuf::VerifiedRepo>, VerifyError> {
         // The same bytes verified before need no second verification, as
         // long as nothing expired since and no role has been seen at a
         // higher version meanwhile (else these bytes are a rollback, and the
         // full check below says so).
-        let remembered = self.state.load(gun, &root.key, caches.l2.as_deref()).await;
+        let remembered = self.state.load(gun, &root.key).await;
         let memo_key = memo_key(gun, &root.key, data);
         if let Some(verified) = self.verified.get(&memo_key).await
             && now < verified.earliest_expiry()
@@ -178,17 +179,34 @@ impl NotaryValidator {
         )
         .map_err(VerifyError::Notary)?;
         self.state
-            .store(
-                gun,
-                &root.key,
-                verified.trusted_root(),
-                verified.versions(),
-                caches.l2.as_deref(),
-            )
+            .store(gun, &root.key, verified.trusted_root(), verified.versions())
             .await;
         let verified = Arc::new(verified);
         self.verified.insert(memo_key, verified.clone()).await;
         Ok(verified)
+    }
+}
+
+#[async_trait::async_trait]
+impl Validator for NotaryValidator {
+    /// The signed targets map tags to digests: a `tag@digest` reference
+    /// whose tag is signed for another digest is denied
+    /// (`DIGEST_MISMATCH`).
+    fn binds_tags(&self) -> bool {
+        true
+    }
+
+    async fn verify(
+        &self,
+        image: &ImageRef,
+        _digest: Option<&str>,
+        rule: &Rule,
+        call: &Call<'_>,
+    ) -> Judgement {
+        Judgement::fresh(
+            self.validate(image, &rule.options, call.now, call.deadline)
+                .await,
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::tuf::{PinnedKey, RoleVersions, TrustedRoot};
-use crate::cache::redis::L2;
+use crate::cache::SharedRecords;
 
 /// The remembered state of one GUN.
 #[derive(Debug, Clone, Default)]
@@ -29,10 +29,12 @@ struct Shared {
     versions: std::collections::BTreeMap<String, u64>,
 }
 
-/// Remembered state of every GUN seen.
-#[derive(Debug, Default)]
-pub struct TrustState {
+/// Remembered state of every GUN seen: in process, and in the shared
+/// records (Redis) when there are any.
+#[derive(Debug)]
+pub(super) struct TrustState {
     by_gun: Mutex<HashMap<String, Remembered>>,
+    shared: SharedRecords,
 }
 
 /// How long the shared copy lives (refreshed on every advance).
@@ -47,6 +49,14 @@ fn key(gun: &str, pinned: &PinnedKey) -> String {
 }
 
 impl TrustState {
+    /// Remembers nothing yet; shares through `shared`.
+    pub(super) fn new(shared: SharedRecords) -> Self {
+        TrustState {
+            by_gun: Mutex::default(),
+            shared,
+        }
+    }
+
     /// The trusted root's version, if any (to know which `N.root.json` to
     /// fetch).
     pub fn trusted_root_version(&self, gun: &str, pinned: &PinnedKey) -> Option<u64> {
@@ -58,15 +68,12 @@ impl TrustState {
     }
 
     /// The remembered state: in process, else from the shared cache.
-    pub async fn load(&self, gun: &str, pinned: &PinnedKey, l2: Option<&L2>) -> Remembered {
+    pub async fn load(&self, gun: &str, pinned: &PinnedKey) -> Remembered {
         let k = key(gun, pinned);
         if let Some(r) = self.by_gun.lock().ok().and_then(|m| m.get(&k).cloned()) {
             return r;
         }
-        let Some(l2) = l2 else {
-            return Remembered::default();
-        };
-        let Some(bytes) = l2.get(&k, "trust").await else {
+        let Some(bytes) = self.shared.get(&k).await else {
             return Remembered::default();
         };
         let Ok(shared) = serde_json::from_slice::<Shared>(&bytes) else {
@@ -98,7 +105,6 @@ impl TrustState {
         pinned: &PinnedKey,
         root: &TrustedRoot,
         versions: &RoleVersions,
-        l2: Option<&L2>,
     ) {
         let k = key(gun, pinned);
         let advanced = {
@@ -121,7 +127,7 @@ impl TrustState {
             }
             advanced.then(|| entry.clone())
         };
-        if let (Some(l2), Some(state)) = (l2, advanced) {
+        if let Some(state) = advanced {
             let shared = Shared {
                 root: base64::engine::general_purpose::STANDARD.encode(root.as_bytes()),
                 versions: state
@@ -131,7 +137,7 @@ impl TrustState {
                     .collect(),
             };
             if let Ok(bytes) = serde_json::to_vec(&shared) {
-                l2.put(&k, &bytes, SHARED_TTL).await;
+                self.shared.put(&k, &bytes, SHARED_TTL).await;
             }
         }
     }

@@ -2,28 +2,29 @@
 //! v3 in a GitHub Actions release workflow, and npm's provenance signer),
 //! with the real public-good Fulcio, CT log and Rekor, against the
 //! public-good trust root shipped with the verifier. Nothing here was signed
-//! by Portcullis or its fixtures; see `tests/data/public-good/README.md`.
+//! by Portcullis or its fixtures; see `verifier/tests/data/public-good/README.md`.
 //!
 //! The checks run offline, exactly as at admission time: the Fulcio chain at
 //! the Rekor integration time, the embedded SCT, the Rekor SET and its body's
 //! binding to this signature and certificate, the identity, and the
 //! statement's subject digest.
 
+use super::candidate::{Candidate, from_bundle};
+use super::check::{CheckOptions, Failure, check};
+use super::content::Claim;
+use crate::config::cosign::{Matcher, TransparencyRoots, TrustRoot, TrustRootKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use portcullis_sigstore_trust::Validity;
 use portcullis_sigstore_trust::public_good;
-use portcullis_verifier::config::cosign::{Matcher, TransparencyRoots, TrustRoot, TrustRootKind};
-use portcullis_verifier::validators::cosign::candidate::{Candidate, from_bundle};
-use portcullis_verifier::validators::cosign::check::{CheckOptions, Failure, check};
-use portcullis_verifier::validators::cosign::content::Claim;
 use regex::Regex;
 use serde_json::Value;
 
 const COSIGN_V3: &[u8] =
-    include_bytes!("data/public-good/kubewarden-controller-v1.34.0.sigstore.json");
-const NPM: &[u8] = include_bytes!("data/public-good/sigstore-js-npm-provenance.sigstore.json");
+    include_bytes!("../../../tests/data/public-good/kubewarden-controller-v1.34.0.sigstore.json");
+const NPM: &[u8] =
+    include_bytes!("../../../tests/data/public-good/sigstore-js-npm-provenance.sigstore.json");
 
 /// The image the cosign v3 bundle signs (its statement's subject).
 const KUBEWARDEN_DIGEST: &str =

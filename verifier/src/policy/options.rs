@@ -1,0 +1,58 @@
+//! A rule's `with:` options: what the policy says about how an image is
+//! judged (pinning, trust roots, thresholds, attestations, delegations).
+//! Which options a validator type accepts is checked when the config loads.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a rule pins verified tags to their digest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Pin tag-only references to the verified digest (the default).
+    #[default]
+    #[serde(rename = "mutate")]
+    Mutate,
+    /// Verify, but never patch (for GitOps tools that fight the patch).
+    /// `insecureValidateOnly` is accepted as Connaisseur's name for it.
+    #[serde(rename = "validateOnly", alias = "insecureValidateOnly")]
+    ValidateOnly,
+}
+
+/// An attestation a rule requires (cosign).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AttestationRequirement {
+    /// The in-toto predicate type URI.
+    pub predicate_type: String,
+    /// The trust root that must have signed it (default: the rule's).
+    #[serde(default)]
+    pub trust_root: Option<String>,
+}
+
+/// A rule's `with:` options. Which ones are allowed depends on the
+/// validator type; the loader rejects the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleOptions {
+    /// Pin or only validate.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The trust root to use (cosign, notaryv1); `"*"` means all (cosign).
+    #[serde(default)]
+    pub trust_root: Option<String>,
+    /// How many distinct trust roots must have signed (cosign).
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    /// Trust roots that must be among the signers (cosign).
+    #[serde(default)]
+    pub required: Option<Vec<String>>,
+    /// Whether key-based signatures must carry a valid Rekor entry (cosign).
+    #[serde(default)]
+    pub verify_in_transparency_log: Option<bool>,
+    /// Required attestations (cosign).
+    #[serde(default)]
+    pub attestations: Option<Vec<AttestationRequirement>>,
+    /// Delegations that must all sign the tag (notaryv1); `x` means
+    /// `targets/x`.
+    #[serde(default)]
+    pub delegations: Option<Vec<String>>,
+}

@@ -1,0 +1,160 @@
+//! The cache as a layer around any validator.
+//!
+//! * `resolve`: a tag's digest through the tag cache (both tiers,
+//!   coalesced), keyed by `registry/repository:tag`, for the tag TTL. A
+//!   reference that carries its digest is never looked up.
+//! * `verify`: when the validator gives a fingerprint
+//!   ([`Caching::ByDigest`]), the verdict for (fingerprint, digest) through
+//!   the verdict cache: allows for the verdict TTL, definitive denials for
+//!   the negative TTL, transient failures never (they are errors, which the
+//!   cache never stores).
+//! * Lookups that use a workload's registry credentials are keyed under
+//!   that workload's identity as well, so one tenant's 401 never becomes a
+//!   verdict another tenant reads.
+//!
+//! What it may skip: the registry requests and signature checks of a
+//! verification made under the same fingerprint (the same rule, validator
+//! config and trust material) for the same digest. What it never allows:
+//! a digest that was not verified and allowed under that fingerprint, or an
+//! answer made from a transient failure.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Caching, Call, Validator};
+use crate::cache::{CachedVerdict, Caches, verdict_key};
+use crate::error::VerifyError;
+use crate::policy::Rule;
+use crate::reference::ImageRef;
+use crate::verdict::Judgement;
+
+/// A validator behind the tag and verdict caches.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    inner: Box<dyn Validator>,
+    caches: Arc<Caches>,
+}
+
+impl Cached {
+    /// Wraps `inner`.
+    pub(crate) fn new(inner: Box<dyn Validator>, caches: Arc<Caches>) -> Self {
+        Cached { inner, caches }
+    }
+
+    /// The verdict-cache key of `digest` under `rule` (without workload
+    /// scope), or `None` when verdicts are not cached.
+    pub(crate) fn verdict_key(&self, rule: &Rule, digest: &str) -> Option<String> {
+        match self.inner.caching(rule) {
+            Caching::ByDigest(fingerprint) => Some(verdict_key(&fingerprint, digest)),
+            Caching::Never => None,
+        }
+    }
+
+    /// `base`, scoped to the workload when its credentials are in play.
+    fn scoped(&self, image: &ImageRef, call: &Call<'_>, base: String) -> String {
+        match call.workload {
+            Some(w) if self.inner.uses_workload_credentials(image, call) => {
+                format!("{base}|workload:{}", w.identity)
+            }
+            _ => base,
+        }
+    }
+}
+
+#[async_trait]
+impl Validator for Cached {
+    async fn resolve(
+        &self,
+        image: &ImageRef,
+        call: &Call<'_>,
+    ) -> Result<Option<String>, VerifyError> {
+        if let Some(digest) = image.digest() {
+            return self
+                .inner
+                .resolve(image, call)
+                .await
+                .map(|d| d.or(Some(digest.to_string())));
+        }
+        let key = self.scoped(
+            image,
+            call,
+            format!("{}:{}", image.name(), image.tag().unwrap_or("latest")),
+        );
+        let ttl = self.caches.ttls.tag;
+        let resolved = self
+            .caches
+            .tags
+            .get_or_compute(&key, call.deadline, || async {
+                match self.inner.resolve(image, call).await {
+                    Ok(Some(digest)) => Ok((Some(digest), ttl)),
+                    // Nothing to cache for validators that do not resolve.
+                    Ok(None) => Ok((None, std::time::Duration::ZERO)),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match resolved {
+            Ok((digest, _)) => Ok(digest),
+            Err(e) => Err((*e).clone()),
+        }
+    }
+
+    fn binds_tags(&self) -> bool {
+        self.inner.binds_tags()
+    }
+
+    async fn verify(
+        &self,
+        image: &ImageRef,
+        digest: Option<&str>,
+        rule: &Rule,
+        call: &Call<'_>,
+    ) -> Judgement {
+        let (Caching::ByDigest(fingerprint), Some(digest)) = (self.inner.caching(rule), digest)
+        else {
+            return self.inner.verify(image, digest, rule, call).await;
+        };
+        let ttls = self.caches.ttls;
+        let key = self.scoped(image, call, verdict_key(&fingerprint, digest));
+        let verdict = self
+            .caches
+            .verdicts
+            .get_or_compute(&key, call.deadline, || async {
+                let result = self
+                    .inner
+                    .verify(image, Some(digest), rule, call)
+                    .await
+                    .result;
+                match CachedVerdict::from_result(&result) {
+                    Some(v) => {
+                        let ttl = if v.allowed {
+                            ttls.verdict
+                        } else {
+                            ttls.negative
+                        };
+                        Ok((v, ttl))
+                    }
+                    None => Err(result.err().unwrap_or(VerifyError::Internal(
+                        "transient failure without error".into(),
+                    ))),
+                }
+            })
+            .await;
+        match verdict {
+            Ok((v, source)) => Judgement {
+                result: v.into_result(),
+                source,
+            },
+            Err(e) => Judgement::fresh(Err((*e).clone())),
+        }
+    }
+
+    fn caching(&self, rule: &Rule) -> Caching {
+        self.inner.caching(rule)
+    }
+
+    fn uses_workload_credentials(&self, image: &ImageRef, call: &Call<'_>) -> bool {
+        self.inner.uses_workload_credentials(image, call)
+    }
+}

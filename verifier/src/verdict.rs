@@ -1,0 +1,49 @@
+//! What a validator concludes about one image: [`Verified`] on success (the
+//! failure side is [`crate::error::VerifyError`]), and the [`Judgement`]
+//! that pairs the result with where it came from (a fresh verification or a
+//! cache tier).
+
+use portcullis_proto::{Reason, Source};
+
+use crate::error::VerifyError;
+
+/// A successful validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The verified manifest digest, if the validator verified one.
+    pub digest: Option<String>,
+    /// `VERIFIED` or `STATIC_ALLOW`.
+    pub reason: Reason,
+    /// A human summary (e.g. which trust roots signed).
+    pub message: String,
+}
+
+impl Verified {
+    /// The result of a static allow: nothing verified, nothing to pin.
+    pub fn static_allow() -> Self {
+        Verified {
+            digest: None,
+            reason: Reason::StaticAllow,
+            message: "allowed by a static rule".to_string(),
+        }
+    }
+}
+
+/// A validator's result with where it came from.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// Allowed (what was verified) or denied (why).
+    pub result: Result<Verified, VerifyError>,
+    /// A fresh verification, or the cache tier that answered.
+    pub source: Source,
+}
+
+impl Judgement {
+    /// A result computed just now.
+    pub fn fresh(result: Result<Verified, VerifyError>) -> Self {
+        Judgement {
+            result,
+            source: Source::Fresh,
+        }
+    }
+}
