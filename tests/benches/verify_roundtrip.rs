@@ -10,10 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_gateway::metrics::GatewayMetrics;
 use portcullis_gateway::pool::{Balance, PoolSettings, VerifierPool};
 use portcullis_proto::{Reason, VerifyRequest};
-use portcullis_verifier::cache::{CachedVerdict, Caches};
-use portcullis_verifier::config::parse_str;
-use portcullis_verifier::decision::Engine;
-use portcullis_verifier::reference::ImageRef;
+use portcullis_verifier::{CachedVerdict, Caches, Engine, ImageRef, parse_str};
 
 const DIGEST: &str = "sha256:071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";
 
@@ -71,7 +68,7 @@ fn bench(c: &mut Criterion) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        tokio::spawn(portcullis_verifier::server::serve(
+        tokio::spawn(portcullis_verifier::serve(
             addr,
             Arc::new(engine),
             Duration::from_secs(8),

@@ -428,7 +428,7 @@ async fn a_trust_root_rotated_behind_the_same_config_misses() {
 /// leaves theirs alone. Against a real Redis, through the verifier's L2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_released_by_its_holder_only() {
-    use portcullis_verifier::cache::redis::{L2, Lease, RedisSettings};
+    use portcullis_verifier::{L2, Lease, RedisSettings};
     let redis = tokio::task::block_in_place(|| Redis::start(None));
     let settings = RedisSettings {
         urls: redis.urls(),
@@ -439,7 +439,7 @@ async fn a_lease_is_released_by_its_holder_only() {
         breaker_threshold: 5,
         breaker_cooldown: Duration::from_secs(2),
     };
-    let metrics = portcullis_verifier::metrics::VerifierMetrics::register(
+    let metrics = portcullis_verifier::VerifierMetrics::register(
         &mut prometheus_client::registry::Registry::default(),
     );
     let l2 = L2::connect(settings, metrics).await.expect("connect");

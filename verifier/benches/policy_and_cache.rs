@@ -2,10 +2,8 @@
 //! (verdict key and the HMAC seal of a shared-cache value).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use portcullis_verifier::cache::seal::{open, seal};
-use portcullis_verifier::cache::verdict_key;
-use portcullis_verifier::config::parse_str;
-use portcullis_verifier::reference::ImageRef;
+use portcullis_verifier::seal::{open, seal};
+use portcullis_verifier::{ImageRef, parse_str, verdict_key};
 use std::hint::black_box;
 
 fn config(rules: usize) -> String {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use portcullis_proto::Reason;
-use portcullis_verifier::cache::{CachedVerdict, Caches, verdict_key};
+use portcullis_verifier::{CachedVerdict, Caches, verdict_key};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -157,23 +157,23 @@ pub struct VerifyArgs {
 
 /// One line of `verify --json` output. Scripts depend on these names.
 #[derive(Debug, Serialize)]
-pub struct JsonResult {
+pub(crate) struct JsonResult {
     /// The image as given.
-    pub image: String,
+    pub(crate) image: String,
     /// Whether it is allowed.
-    pub allowed: bool,
+    pub(crate) allowed: bool,
     /// The verified digest, or null.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// The pinned reference, or null.
-    pub reference: Option<String>,
+    pub(crate) reference: Option<String>,
     /// The matched rule's pattern, or null.
-    pub rule: Option<String>,
+    pub(crate) rule: Option<String>,
     /// The validator's name, or null.
-    pub validator: Option<String>,
+    pub(crate) validator: Option<String>,
     /// The reason code, e.g. `NO_MATCHING_RULE`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// The human message.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl JsonResult {
@@ -262,7 +262,7 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// An option's file cannot be read.
     #[error("{option}: cannot read {path}: {source}")]
     Read {
@@ -292,7 +292,7 @@ fn read_option(option: &'static str, path: &std::path::Path) -> Result<Vec<u8>, 
 }
 
 /// Builds the caches from the options: L1 always, L2 with `--redis-url`.
-pub async fn build_caches(
+pub(crate) async fn build_caches(
     args: &CacheArgs,
     metrics: VerifierMetrics,
 ) -> Result<Caches, StartError> {

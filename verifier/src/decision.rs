@@ -46,7 +46,7 @@ pub struct Outcome {
     /// The matched rule, if any.
     pub rule: Option<Arc<Rule>>,
     /// Allowed (with what was verified) or denied (with why).
-    pub result: Result<Verified, VerifyError>,
+    pub(crate) result: Result<Verified, VerifyError>,
     /// Where the answer came from.
     pub source: Source,
 }
@@ -68,7 +68,7 @@ impl Engine {
     }
 
     /// Reads workloads' pull secrets for registry credentials.
-    pub fn with_pull_secrets(mut self, pull_secrets: PullSecrets) -> Self {
+    pub(crate) fn with_pull_secrets(mut self, pull_secrets: PullSecrets) -> Self {
         self.pull_secrets = Some(pull_secrets);
         self
     }

@@ -9,7 +9,7 @@ use crate::registry::RegistryError;
 /// A denial. `Display` is the human message; [`VerifyError::reason`] the
 /// stable code; [`VerifyError::detail`] the code's parameters.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     /// The image reference does not parse.
     #[error("invalid image reference: {0}")]
     InvalidReference(#[from] ReferenceError),
@@ -90,7 +90,7 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// The stable reason code.
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match self {
             VerifyError::InvalidReference(_) => Reason::InvalidReference,
             VerifyError::NoMatchingRule(_) => Reason::NoMatchingRule,
@@ -116,7 +116,7 @@ impl VerifyError {
     }
 
     /// The reason's parameters (e.g. `1 of 2`), or "".
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             VerifyError::Registry(e) => e.detail(),
             VerifyError::ThresholdNotMet {
@@ -136,7 +136,7 @@ impl VerifyError {
 
     /// True for failures that may go away on retry. Such denials are never
     /// cached.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             VerifyError::Timeout | VerifyError::Internal(_) => true,
             VerifyError::Registry(e) | VerifyError::NotaryUnavailable(e) => e.is_transient(),

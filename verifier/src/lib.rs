@@ -1,25 +1,45 @@
 //! Portcullis verifier: matches an image against the image policy, runs the
 //! validator the matching rule names, and answers over gRPC.
 //!
-//! The request path: [`service`] (gRPC) → [`decision::Engine::decide`] →
-//! [`reference::ImageRef::parse`] → [`policy::Policy::matching_rule`] →
-//! [`validators::Validator::validate`] → [`decision::Outcome::to_response`].
+//! The request path: `service` (gRPC) → [`Engine::decide`] →
+//! [`ImageRef::parse`] → [`Policy::matching_rule`] → the rule's validator
+//! behind its cache layer (`validators`) → [`Outcome::to_response`]. See
+//! ARCHITECTURE.md for the layering of the modules.
+//!
+//! The public surface is what the binary, the benches and the end-to-end
+//! tests need: the engine, config parsing, the server, the CLI and the
+//! shared-cache primitives. Everything else is crate-private.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cache;
-pub mod cli;
-pub mod config;
-pub mod decision;
-pub mod error;
-pub mod metrics;
-pub mod policy;
-pub mod pull_secrets;
-pub mod reference;
-pub mod registry;
-pub mod server;
-pub mod service;
-pub mod tls;
-pub mod validators;
-pub mod verdict;
+mod cache;
+mod cli;
+mod config;
+mod decision;
+mod error;
+mod metrics;
+mod policy;
+mod pull_secrets;
+mod reference;
+mod registry;
+mod server;
+mod service;
+mod tls;
+mod validators;
+mod verdict;
+
+pub use cache::redis::{L2, L2Error, Lease, RedisSettings};
+pub use cache::seal;
+pub use cache::{CachedVerdict, Caches, Computed, Sizing, Tiered, Ttls, verdict_key};
+pub use cli::{CacheArgs, Cli, Command, ServeArgs, VerifyArgs, run_serve, run_verify};
+pub use config::{Config, ConfigError, load_file, parse_str};
+pub use decision::{Engine, Outcome, Workload};
+pub use metrics::VerifierMetrics;
+pub use policy::{
+    AttestationRequirement, Mode, Pattern, PatternError, Policy, PolicyError, Rule, RuleOptions,
+};
+pub use reference::{ImageRef, ReferenceError};
+pub use server::serve;
+pub use tls::{Reloading, TlsError, TlsFiles};
+pub use validators::BuildError;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use portcullis_verifier::cli::{Cli, Command, run_serve, run_verify};
+use portcullis_verifier::{Cli, Command, run_serve, run_verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -22,18 +22,18 @@ use crate::registry::Credentials;
 
 /// How to reach the API server.
 #[derive(Debug, Clone, Default)]
-pub struct KubeSettings {
+pub(crate) struct KubeSettings {
     /// API server URL; `None`: in-cluster service account or kubeconfig.
-    pub api_url: Option<String>,
+    pub(crate) api_url: Option<String>,
     /// CA bundle (PEM) for `api_url`.
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Bearer token file for `api_url`.
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 /// Reads and caches pull secrets.
 #[derive(Clone)]
-pub struct PullSecrets {
+pub(crate) struct PullSecrets {
     client: kube::Client,
     cache: moka::future::Cache<String, Arc<Credentials>>,
 }
@@ -46,7 +46,7 @@ impl std::fmt::Debug for PullSecrets {
 
 impl PullSecrets {
     /// Connects (lazily).
-    pub async fn connect(settings: &KubeSettings) -> Result<Self, String> {
+    pub(crate) async fn connect(settings: &KubeSettings) -> Result<Self, String> {
         let config = match &settings.api_url {
             Some(url) => {
                 let uri = url
@@ -81,7 +81,7 @@ impl PullSecrets {
 
     /// The credentials of `names` in `namespace`, merged (earlier secrets
     /// win for a host they share).
-    pub async fn credentials(&self, namespace: &str, names: &[String]) -> Credentials {
+    pub(crate) async fn credentials(&self, namespace: &str, names: &[String]) -> Credentials {
         let mut out = Credentials::new();
         for name in names {
             let key = format!("{namespace}/{name}");

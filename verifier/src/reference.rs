@@ -21,7 +21,7 @@
 use std::fmt;
 
 /// The registry host Docker uses for unqualified names.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 /// Other names of Docker Hub's registry: the legacy index and the API host
 /// the runtime actually connects to.
 const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
@@ -204,7 +204,7 @@ fn split_host(name: &str) -> Result<(String, &str), ReferenceError> {
 /// by the reference grammar, or as written in a pattern or config): lower
 /// case, without the default HTTPS port `:443`, and `docker.io` for Docker
 /// Hub's other names. Wildcards in patterns are left alone.
-pub fn canonical_host(host: &str) -> String {
+pub(crate) fn canonical_host(host: &str) -> String {
     let lower = host.to_ascii_lowercase();
     let without_port = match lower.strip_suffix(":443") {
         // `[v6]:443` and `name:443`; never the last group of a bare v6

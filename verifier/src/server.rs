@@ -97,7 +97,7 @@ fn tls_incoming(
 }
 
 /// Serves `GET /metrics` (Prometheus text) on `addr`, in the background.
-pub async fn serve_metrics(
+pub(crate) async fn serve_metrics(
     addr: SocketAddr,
     registry: Arc<prometheus_client::registry::Registry>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -131,7 +131,7 @@ pub async fn serve_metrics(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

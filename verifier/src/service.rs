@@ -16,7 +16,7 @@ const MAX_IMAGE_LEN: usize = 4096;
 
 /// Serves `portcullis.v1.Verifier/Verify` from an [`Engine`].
 #[derive(Debug, Clone)]
-pub struct VerifierService {
+pub(crate) struct VerifierService {
     engine: Arc<Engine>,
     /// Used when the caller sends no `grpc-timeout`.
     default_deadline: Duration,
@@ -24,7 +24,7 @@ pub struct VerifierService {
 
 impl VerifierService {
     /// Serves `engine`; calls without a deadline get `default_deadline`.
-    pub fn new(engine: Arc<Engine>, default_deadline: Duration) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, default_deadline: Duration) -> Self {
         VerifierService {
             engine,
             default_deadline,
@@ -131,7 +131,7 @@ impl Verifier for VerifierService {
 
 /// Parses a gRPC `grpc-timeout` header value (`<digits><unit>`, unit one of
 /// `H M S m u n`, at most 8 digits).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if value.len() < 2 || value.len() > 9 {
         return None;
     }

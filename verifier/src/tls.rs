@@ -45,7 +45,7 @@ fn err(option: &'static str, path: &Path, message: impl ToString) -> TlsError {
 }
 
 /// Builds a server config from the files.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| err("--tls-cert", &files.cert, e))?
         .collect::<Result<_, _>>()

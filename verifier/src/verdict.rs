@@ -9,18 +9,18 @@ use crate::error::VerifyError;
 
 /// A successful validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
+pub(crate) struct Verified {
     /// The verified manifest digest, if the validator verified one.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// `VERIFIED` or `STATIC_ALLOW`.
-    pub reason: Reason,
+    pub(crate) reason: Reason,
     /// A human summary (e.g. which trust roots signed).
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Verified {
     /// The result of a static allow: nothing verified, nothing to pin.
-    pub fn static_allow() -> Self {
+    pub(crate) fn static_allow() -> Self {
         Verified {
             digest: None,
             reason: Reason::StaticAllow,
@@ -31,16 +31,16 @@ impl Verified {
 
 /// A validator's result with where it came from.
 #[derive(Debug, Clone)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// Allowed (what was verified) or denied (why).
-    pub result: Result<Verified, VerifyError>,
+    pub(crate) result: Result<Verified, VerifyError>,
     /// A fresh verification, or the cache tier that answered.
-    pub source: Source,
+    pub(crate) source: Source,
 }
 
 impl Judgement {
     /// A result computed just now.
-    pub fn fresh(result: Result<Verified, VerifyError>) -> Self {
+    pub(crate) fn fresh(result: Result<Verified, VerifyError>) -> Self {
         Judgement {
             result,
             source: Source::Fresh,

@@ -20,9 +20,9 @@
 pub mod redis;
 pub mod seal;
 mod store;
-pub mod tiered;
-pub mod verdict;
+pub(crate) mod tiered;
+pub(crate) mod verdict;
 
 pub(crate) use store::{ByteStore, Memo, SharedRecords};
-pub use tiered::{Computed, TierSettings, Tiered};
+pub use tiered::{Computed, Tiered};
 pub use verdict::{CachedVerdict, Caches, Sizing, Ttls, verdict_key};

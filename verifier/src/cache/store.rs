@@ -17,7 +17,7 @@ use super::tiered::Tiered;
 
 /// Bytes, stored base64 in the shared tier.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blob(pub Vec<u8>);
+pub(crate) struct Blob(pub(crate) Vec<u8>);
 
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

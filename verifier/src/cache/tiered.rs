@@ -26,11 +26,11 @@ use crate::metrics::VerifierMetrics;
 
 /// A cached value and when it expires.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Stored<V> {
+pub(crate) struct Stored<V> {
     /// The value.
-    pub value: V,
+    pub(crate) value: V,
     /// Expiry, Unix milliseconds.
-    pub expires_at_ms: u64,
+    pub(crate) expires_at_ms: u64,
 }
 
 /// A value with where it came from.

@@ -33,7 +33,7 @@ pub struct CachedVerdict {
 impl CachedVerdict {
     /// From a validator's result; `None` for transient failures, which are
     /// never cached.
-    pub fn from_result(result: &Result<Verified, VerifyError>) -> Option<Self> {
+    pub(crate) fn from_result(result: &Result<Verified, VerifyError>) -> Option<Self> {
         match result {
             Ok(v) => Some(CachedVerdict {
                 allowed: true,
@@ -54,7 +54,7 @@ impl CachedVerdict {
     }
 
     /// Back to a result.
-    pub fn into_result(self) -> Result<Verified, VerifyError> {
+    pub(crate) fn into_result(self) -> Result<Verified, VerifyError> {
         let reason = Reason::try_from(self.reason).unwrap_or(Reason::Unspecified);
         if self.allowed && matches!(reason, Reason::Verified | Reason::StaticAllow) {
             Ok(Verified {
@@ -130,7 +130,7 @@ pub struct Caches {
     pub tags: Tiered<Option<String>>,
     /// Trust data of validators that cache below the verdict (Notary), as
     /// opaque bytes.
-    pub trust: Arc<Tiered<Blob>>,
+    pub(crate) trust: Arc<Tiered<Blob>>,
     /// TTLs.
     pub ttls: Ttls,
     /// The shared tier, if configured.

@@ -27,7 +27,7 @@ use portcullis_sigstore_trust::{CaCert, LogKey, Validity};
 /// The raw YAML shape.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawCosign {
+pub(crate) struct RawCosign {
     name: String,
     #[serde(rename = "type")]
     _type: String,
@@ -45,7 +45,7 @@ pub struct RawCosign {
 /// Registry credentials.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawAuth {
+pub(crate) struct RawAuth {
     #[serde(default)]
     username: Option<String>,
     #[serde(default)]
@@ -92,7 +92,7 @@ struct RawHost {
 
 /// Where Sigstore trust (Fulcio, Rekor, CT) comes from besides PEMs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SigstoreSource {
+pub(crate) enum SigstoreSource {
     /// The public-good TUF snapshot shipped in the binary.
     PublicGood,
     /// A TUF mirror.
@@ -131,7 +131,7 @@ struct RawKeyless {
 
 /// A string matched exactly or by an anchored regex.
 #[derive(Debug, Clone)]
-pub enum Matcher {
+pub(crate) enum Matcher {
     /// Exact equality.
     Exact(String),
     /// The regex, anchored at both ends.
@@ -140,7 +140,7 @@ pub enum Matcher {
 
 impl Matcher {
     /// Whether `value` matches.
-    pub fn matches(&self, value: &str) -> bool {
+    pub(crate) fn matches(&self, value: &str) -> bool {
         match self {
             Matcher::Exact(s) => s == value,
             Matcher::Regex(r) => r.is_match(value),
@@ -159,7 +159,7 @@ impl std::fmt::Display for Matcher {
 
 /// What a trust root trusts.
 #[derive(Debug, Clone)]
-pub enum TrustRootKind {
+pub(crate) enum TrustRootKind {
     /// A public key (ECDSA P-256/P-384, RSA, Ed25519).
     Key {
         /// The parsed key.
@@ -178,61 +178,61 @@ pub enum TrustRootKind {
 
 /// A named trust root.
 #[derive(Debug, Clone)]
-pub struct TrustRoot {
+pub(crate) struct TrustRoot {
     /// The name rules refer to.
-    pub name: String,
+    pub(crate) name: String,
     /// What it trusts.
-    pub kind: TrustRootKind,
+    pub(crate) kind: TrustRootKind,
 }
 
 /// Keys and certificates of the transparency infrastructure.
 #[derive(Debug, Clone, Default)]
-pub struct TransparencyRoots {
+pub(crate) struct TransparencyRoots {
     /// Rekor public keys by log id (SHA-256 of the SPKI DER).
-    pub rekor_keys: HashMap<[u8; 32], LogKey>,
+    pub(crate) rekor_keys: HashMap<[u8; 32], LogKey>,
     /// CT log public keys by log id.
-    pub ct_keys: HashMap<[u8; 32], LogKey>,
+    pub(crate) ct_keys: HashMap<[u8; 32], LogKey>,
     /// Fulcio certificates: self-signed ones are trust anchors, the rest
     /// intermediates.
-    pub fulcio_certs: Vec<CaCert>,
+    pub(crate) fulcio_certs: Vec<CaCert>,
 }
 
 /// The validated cosign config.
 #[derive(Debug, Clone)]
-pub struct CosignSpec {
+pub(crate) struct CosignSpec {
     /// Trust roots by name, in config order.
-    pub trust_roots: Vec<TrustRoot>,
+    pub(crate) trust_roots: Vec<TrustRoot>,
     /// The transparency log and Fulcio roots.
-    pub transparency: TransparencyRoots,
+    pub(crate) transparency: TransparencyRoots,
     /// Extra CA (PEM) for registry TLS.
-    pub registry_ca: Option<String>,
+    pub(crate) registry_ca: Option<String>,
     /// Credentials by exact host.
-    pub credentials: HashMap<String, Credential>,
+    pub(crate) credentials: HashMap<String, Credential>,
     /// `username`/`password` without `registries`: bound later to the
     /// literal hosts of the rules using this validator.
-    pub unbound_credential: Option<Credential>,
+    pub(crate) unbound_credential: Option<Credential>,
     /// Hosts reached over plain HTTP.
-    pub insecure_registries: Vec<String>,
+    pub(crate) insecure_registries: Vec<String>,
     /// Sigstore trust to load through TUF at start-up, if any.
-    pub sigstore: Option<SigstoreSource>,
+    pub(crate) sigstore: Option<SigstoreSource>,
 }
 
 impl CosignSpec {
     /// The trust root called `name`.
-    pub fn root(&self, name: &str) -> Option<&TrustRoot> {
+    pub(crate) fn root(&self, name: &str) -> Option<&TrustRoot> {
         self.trust_roots.iter().find(|r| r.name == name)
     }
 }
 
 /// A field-level error: (field path relative to the validator, message).
-pub type FieldError = (String, String);
+pub(crate) type FieldError = (String, String);
 
 fn field(path: impl Into<String>, message: impl Into<String>) -> FieldError {
     (path.into(), message.into())
 }
 
 /// Parses a PEM public key into (key, SPKI DER).
-pub fn parse_public_key(pem: &str) -> Result<(CosignVerificationKey, Vec<u8>), String> {
+pub(crate) fn parse_public_key(pem: &str) -> Result<(CosignVerificationKey, Vec<u8>), String> {
     let parsed = pem::parse(pem.trim()).map_err(|e| format!("not a PEM public key: {e}"))?;
     if parsed.tag() != "PUBLIC KEY" {
         return Err(format!(
@@ -247,7 +247,7 @@ pub fn parse_public_key(pem: &str) -> Result<(CosignVerificationKey, Vec<u8>), S
 }
 
 /// Parses every certificate in a PEM bundle into DER.
-pub fn parse_cert_bundle(pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn parse_cert_bundle(pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
     let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
     let certs: Vec<Vec<u8>> = blocks
         .into_iter()
@@ -289,7 +289,7 @@ fn matcher(
 }
 
 /// Reads a `.dockerconfigjson` file into credentials by exact host.
-pub fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, String> {
+pub(crate) fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, String> {
     let text = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     parse_docker_config(&text, path)
 }
@@ -297,7 +297,7 @@ pub fn read_docker_config(path: &str) -> Result<HashMap<String, Credential>, Str
 /// Parses docker config JSON (`{"auths": {HOST: {auth | username+password}}}`)
 /// into credentials by exact host; `label` names the source in errors
 /// (which never include secrets).
-pub fn parse_docker_config(
+pub(crate) fn parse_docker_config(
     bytes: &[u8],
     label: &str,
 ) -> Result<HashMap<String, Credential>, String> {
@@ -348,14 +348,14 @@ pub fn parse_docker_config(
 /// canonicalised as image references' hosts are (lower case, no `:443`,
 /// `docker.io` for `index.docker.io` and `registry-1.docker.io`), so that
 /// credentials are found by the host the image names.
-pub fn docker_config_host(key: &str) -> String {
+pub(crate) fn docker_config_host(key: &str) -> String {
     let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
     let host = without_scheme.split('/').next().unwrap_or_default();
     crate::reference::canonical_host(host)
 }
 
 /// Validates the raw config.
-pub fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
+pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
     let mut transparency = TransparencyRoots::default();
     if let Some(host) = &raw.host {
         if let Some(pem) = &host.rekor_pubkey {

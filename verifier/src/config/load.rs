@@ -333,7 +333,7 @@ fn check_cosign_options(
 /// The names of the trust roots a cosign rule selects: `trustRoot: "*"`
 /// means all, a name means that one, and no `trustRoot` means the root
 /// named `default`.
-pub fn cosign_selected_roots<'a>(
+pub(crate) fn cosign_selected_roots<'a>(
     options: &RuleOptions,
     spec: &'a cosign::CosignSpec,
 ) -> Result<Vec<&'a str>, String> {

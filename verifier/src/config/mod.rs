@@ -6,10 +6,12 @@
 //! and duplicate patterns are all errors, each reported as
 //! `FILE: FIELD: message`.
 
-pub mod cosign;
+pub(crate) mod cosign;
 mod load;
 mod model;
-pub mod notary;
+pub(crate) mod notary;
 
-pub use load::{ConfigError, cosign_selected_roots, load_file, parse_str};
-pub use model::{Config, ValidatorConfig, ValidatorKind};
+pub(crate) use load::cosign_selected_roots;
+pub use load::{ConfigError, load_file, parse_str};
+pub use model::Config;
+pub(crate) use model::{ValidatorConfig, ValidatorKind};

@@ -7,26 +7,26 @@ use crate::policy::Policy;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The validators, in config order.
-    pub validators: Vec<ValidatorConfig>,
+    pub(crate) validators: Vec<ValidatorConfig>,
     /// The compiled policy.
     pub policy: Policy,
 }
 
 /// One validator entry.
 #[derive(Debug, Clone)]
-pub struct ValidatorConfig {
+pub(crate) struct ValidatorConfig {
     /// The validator's unique name.
-    pub name: String,
+    pub(crate) name: String,
     /// Type-specific settings.
-    pub kind: ValidatorKind,
+    pub(crate) kind: ValidatorKind,
     /// SHA-256 over the canonical JSON of the validator's whole config entry
     /// (trust roots included). Part of every rule fingerprint.
-    pub fingerprint: [u8; 32],
+    pub(crate) fingerprint: [u8; 32],
 }
 
 /// Type-specific validator settings.
 #[derive(Debug, Clone)]
-pub enum ValidatorKind {
+pub(crate) enum ValidatorKind {
     /// `type: static`: always approve or always deny.
     Static {
         /// `approve: true` allows, `false` denies.
@@ -40,7 +40,7 @@ pub enum ValidatorKind {
 
 impl ValidatorKind {
     /// The config name of the type (`static`, `cosign`, `notaryv1`).
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             ValidatorKind::Static { .. } => "static",
             ValidatorKind::Cosign(_) => "cosign",

@@ -18,12 +18,12 @@ use crate::registry::Credential;
 use portcullis_notary_tuf::PinnedKey;
 
 /// The default Notary server (Docker Hub's).
-pub const DEFAULT_HOST: &str = "https://notary.docker.io";
+pub(crate) const DEFAULT_HOST: &str = "https://notary.docker.io";
 
 /// The raw YAML shape.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawNotary {
+pub(crate) struct RawNotary {
     name: String,
     #[serde(rename = "type")]
     _type: String,
@@ -52,42 +52,37 @@ struct RawRoot {
 
 /// A pinned root key with its name.
 #[derive(Debug, Clone)]
-pub struct NotaryRoot {
+pub(crate) struct NotaryRoot {
     /// The name rules refer to.
-    pub name: String,
+    pub(crate) name: String,
     /// The pinned root key (SPKI).
-    pub key: PinnedKey,
+    pub(crate) key: PinnedKey,
 }
 
 /// The validated Notary config.
 #[derive(Debug, Clone)]
-pub struct NotarySpec {
+pub(crate) struct NotarySpec {
     /// The server base URL, e.g. `https://notary.docker.io`.
-    pub host_url: String,
+    pub(crate) host_url: String,
     /// `host[:port]` of the server: credentials and tokens are bound to it.
-    pub host_key: String,
+    pub(crate) host_key: String,
     /// Extra CA (PEM) for the server's TLS.
-    pub ca: Option<String>,
+    pub(crate) ca: Option<String>,
     /// Credentials for the token/basic challenge.
-    pub credential: Option<Credential>,
+    pub(crate) credential: Option<Credential>,
     /// The pinned root keys.
-    pub trust_roots: Vec<NotaryRoot>,
+    pub(crate) trust_roots: Vec<NotaryRoot>,
 }
 
 impl NotarySpec {
     /// The root called `name`.
-    pub fn root(&self, name: &str) -> Option<&NotaryRoot> {
+    pub(crate) fn root(&self, name: &str) -> Option<&NotaryRoot> {
         self.trust_roots.iter().find(|r| r.name == name)
-    }
-
-    /// Whether the server is reached over plain HTTP (explicit `http://`).
-    pub fn is_plain_http(&self) -> bool {
-        self.host_url.starts_with("http://")
     }
 }
 
 /// Validates the raw config.
-pub fn validate(raw: RawNotary) -> Result<(String, NotarySpec), FieldError> {
+pub(crate) fn validate(raw: RawNotary) -> Result<(String, NotarySpec), FieldError> {
     let field = |f: &str, m: String| (f.to_string(), m);
     let host_url = raw.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string());
     let host_url = if host_url.contains("://") {

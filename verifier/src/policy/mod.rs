@@ -7,7 +7,7 @@
 //! index.
 
 mod options;
-pub mod pattern;
+pub(crate) mod pattern;
 
 use std::sync::Arc;
 

@@ -14,11 +14,11 @@ use base64::Engine as _;
 
 /// A username and password.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credential {
+pub(crate) struct Credential {
     /// The user.
-    pub username: String,
+    pub(crate) username: String,
     /// The password or token.
-    pub password: String,
+    pub(crate) password: String,
 }
 
 impl std::fmt::Debug for Credential {
@@ -32,7 +32,7 @@ impl std::fmt::Debug for Credential {
 
 impl Credential {
     /// The `Authorization: Basic` header value.
-    pub fn basic_header(&self) -> String {
+    pub(crate) fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         format!(
             "Basic {}",
@@ -43,7 +43,7 @@ impl Credential {
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     /// `Bearer realm=..,service=..,scope=..`.
     Bearer {
         /// The token endpoint.
@@ -58,7 +58,7 @@ pub enum Challenge {
 }
 
 /// Parses a `WWW-Authenticate` header value.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
+pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if scheme.eq_ignore_ascii_case("basic") {
@@ -120,7 +120,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
 /// Whether Basic credentials for `registry` (host, optionally with port)
 /// may be sent to a token realm on `realm_host`: the same host name (any
 /// port), or Docker Hub's `auth.docker.io` for Docker Hub's hosts.
-pub fn realm_may_receive_credentials(registry: &str, realm_host: &str) -> bool {
+pub(crate) fn realm_may_receive_credentials(registry: &str, realm_host: &str) -> bool {
     let name = |h: &str| -> String {
         match h.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
@@ -138,7 +138,7 @@ pub fn realm_may_receive_credentials(registry: &str, realm_host: &str) -> bool {
 
 /// Bearer tokens by (registry host, scope), until just before they expire.
 #[derive(Debug, Default)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     tokens: Mutex<HashMap<(String, String), (String, Instant)>>,
 }
 
@@ -150,14 +150,14 @@ const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
 impl TokenCache {
     /// A cached token for `host` and `scope`, if still fresh.
-    pub fn get(&self, host: &str, scope: &str) -> Option<String> {
+    pub(crate) fn get(&self, host: &str, scope: &str) -> Option<String> {
         let tokens = self.tokens.lock().ok()?;
         let (token, expires) = tokens.get(&(host.to_string(), scope.to_string()))?;
         (Instant::now() < *expires).then(|| token.clone())
     }
 
     /// Stores a token that lives `expires_in` seconds (or the default).
-    pub fn put(&self, host: &str, scope: &str, token: String, expires_in: Option<u64>) {
+    pub(crate) fn put(&self, host: &str, scope: &str, token: String, expires_in: Option<u64>) {
         let lifetime = expires_in
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
@@ -170,16 +170,16 @@ impl TokenCache {
 
 /// The JSON a token endpoint answers.
 #[derive(Debug, serde::Deserialize)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// The token (distribution spec).
     #[serde(default)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// The token (OAuth2 name).
     #[serde(default)]
-    pub access_token: Option<String>,
+    pub(crate) access_token: Option<String>,
     /// Lifetime in seconds.
     #[serde(default)]
-    pub expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 /// Why a registry request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     /// 401/403 after authenticating (or a token endpoint refusing us).
     #[error("registry {host} refused our credentials")]
     AuthFailed {
@@ -45,7 +45,7 @@ pub enum RegistryError {
 impl RegistryError {
     /// True for failures that may go away on retry (5xx, 429, timeouts,
     /// connection errors). These are never cached as verdicts.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             RegistryError::Status { status, .. } => {
                 *status == 429 || *status >= 500 || *status == 408
@@ -56,7 +56,7 @@ impl RegistryError {
     }
 
     /// The `host, status` detail for reason codes.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             RegistryError::AuthFailed { host } => host.clone(),
             RegistryError::Status { host, status } => format!("{host}, {status}"),

@@ -25,8 +25,8 @@
 //!   chains, realm URLs) goes to the verifier's log only, so a deny message
 //!   is no oracle for probing internal addresses.
 
-pub mod auth;
-pub mod error;
+pub(crate) mod auth;
+pub(crate) mod error;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -35,57 +35,55 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, header};
 use sha2::{Digest as _, Sha256};
 
-pub use auth::Credential;
+pub(crate) use auth::Credential;
 
 /// Registry credentials by exact host.
-pub type Credentials = HashMap<String, Credential>;
+pub(crate) type Credentials = HashMap<String, Credential>;
 use auth::{Challenge, TokenCache, TokenResponse, parse_challenge, realm_may_receive_credentials};
-pub use error::RegistryError;
+pub(crate) use error::RegistryError;
 
 /// Manifest media types we ask for (and accept) when resolving a tag.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
 /// The largest manifest accepted.
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// The largest signature/attestation blob accepted.
-pub const MAX_BLOB_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_BLOB_BYTES: usize = 4 * 1024 * 1024;
 
 /// How to reach registries.
 #[derive(Debug, Clone)]
-pub struct RegistrySettings {
+pub(crate) struct RegistrySettings {
     /// Extra CA certificates (PEM) trusted for registry TLS, on top of the
     /// system roots.
-    pub extra_ca_pem: Option<String>,
+    pub(crate) extra_ca_pem: Option<String>,
     /// Credentials by exact registry host.
-    pub credentials: HashMap<String, Credential>,
+    pub(crate) credentials: HashMap<String, Credential>,
     /// Hosts reached over plain HTTP (explicitly marked insecure).
-    pub insecure_hosts: HashSet<String>,
+    pub(crate) insecure_hosts: HashSet<String>,
     /// Bound on each HTTP request.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Bound on connecting.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Where requests are counted (by host and status).
-    pub metrics: crate::metrics::VerifierMetrics,
+    pub(crate) metrics: crate::metrics::VerifierMetrics,
 }
 
 /// A fetched manifest.
 #[derive(Debug, Clone)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// The body.
-    pub bytes: bytes::Bytes,
-    /// The `Content-Type`.
-    pub media_type: String,
+    pub(crate) bytes: bytes::Bytes,
     /// `sha256:<hex>` of the body.
-    pub digest: String,
+    pub(crate) digest: String,
 }
 
 /// The registry client. One per validator: it owns the validator's
 /// credentials, CA and token cache, and is shared by all its requests.
 #[derive(Debug)]
-pub struct RegistryClient {
+pub(crate) struct RegistryClient {
     http: reqwest::Client,
     credentials: HashMap<String, Credential>,
     insecure_hosts: HashSet<String>,
@@ -100,7 +98,7 @@ pub struct RegistryClient {
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientBuildError {
+pub(crate) enum ClientBuildError {
     /// The CA bundle does not parse.
     #[error("invalid CA certificate bundle: {0}")]
     Ca(String),
@@ -110,7 +108,7 @@ pub enum ClientBuildError {
 }
 
 /// The API host serving images named with `registry`.
-pub fn api_host(registry: &str) -> &str {
+pub(crate) fn api_host(registry: &str) -> &str {
     if registry == crate::reference::DOCKER_HUB {
         "registry-1.docker.io"
     } else {
@@ -119,13 +117,13 @@ pub fn api_host(registry: &str) -> &str {
 }
 
 /// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 impl RegistryClient {
     /// Builds a client.
-    pub fn new(settings: RegistrySettings) -> Result<Self, ClientBuildError> {
+    pub(crate) fn new(settings: RegistrySettings) -> Result<Self, ClientBuildError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -160,7 +158,10 @@ impl RegistryClient {
     /// workload's pull secrets) for hosts the config has none for. It shares
     /// the connection pool but not the token cache, so tokens obtained with
     /// one workload's credentials never serve another's requests.
-    pub fn with_extra_credentials(&self, extra: &HashMap<String, Credential>) -> RegistryClient {
+    pub(crate) fn with_extra_credentials(
+        &self,
+        extra: &HashMap<String, Credential>,
+    ) -> RegistryClient {
         let mut credentials = extra.clone();
         credentials.extend(self.credentials.clone());
         RegistryClient {
@@ -223,7 +224,7 @@ impl RegistryClient {
     /// GETs `url` on the server known as `host` (for credentials and
     /// tokens), authenticating for `scope` when challenged. `None` on 404.
     /// Used for Notary trust data, which lives outside the registry API.
-    pub async fn get_url(
+    pub(crate) async fn get_url(
         &self,
         host: &str,
         url: &str,
@@ -450,7 +451,7 @@ impl RegistryClient {
     /// does not count as a pull), falling back to `GET` and hashing the body
     /// when the registry sends no `Docker-Content-Digest`. `None` when the
     /// tag does not exist.
-    pub async fn resolve_tag(
+    pub(crate) async fn resolve_tag(
         &self,
         registry: &str,
         repo: &str,
@@ -481,7 +482,7 @@ impl RegistryClient {
 
     /// Fetches a manifest by tag or digest. `None` on 404. When `reference`
     /// is a digest, the body must hash to it.
-    pub async fn get_manifest(
+    pub(crate) async fn get_manifest(
         &self,
         registry: &str,
         repo: &str,
@@ -496,12 +497,6 @@ impl RegistryClient {
             s if !s.is_success() => return Err(status_error(registry, s)),
             _ => {}
         }
-        let media_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
         let bytes = read_capped(registry, response, MAX_MANIFEST_BYTES).await?;
         let digest = sha256_digest(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
@@ -510,15 +505,11 @@ impl RegistryClient {
                 reason: format!("manifest {reference} has digest {digest}"),
             });
         }
-        Ok(Some(Fetched {
-            bytes,
-            media_type,
-            digest,
-        }))
+        Ok(Some(Fetched { bytes, digest }))
     }
 
     /// Fetches a blob, checking that it hashes to `digest`.
-    pub async fn get_blob(
+    pub(crate) async fn get_blob(
         &self,
         registry: &str,
         repo: &str,
@@ -549,7 +540,7 @@ impl RegistryClient {
     /// The referrers of `digest` as an OCI image index: from the referrers
     /// API, or, where the registry lacks it, from the referrers tag schema
     /// (`sha256-<hex>`). `None` when there are none.
-    pub async fn get_referrers(
+    pub(crate) async fn get_referrers(
         &self,
         registry: &str,
         repo: &str,
@@ -597,7 +588,7 @@ impl RegistryClient {
 }
 
 /// `sha256:` followed by 64 lower-case hex digits.
-pub fn is_sha256_digest(d: &str) -> bool {
+pub(crate) fn is_sha256_digest(d: &str) -> bool {
     d.strip_prefix("sha256:").is_some_and(|h| {
         h.len() == 64
             && h.bytes()

@@ -16,28 +16,29 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 /// `dev.cosignproject.cosign/signature`.
-pub const ANNOTATION_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+pub(crate) const ANNOTATION_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 /// `dev.sigstore.cosign/certificate`.
-pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+pub(crate) const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 /// `dev.sigstore.cosign/bundle`.
-pub const ANNOTATION_BUNDLE: &str = "dev.sigstore.cosign/bundle";
+pub(crate) const ANNOTATION_BUNDLE: &str = "dev.sigstore.cosign/bundle";
 /// The simple-signing layer media type.
-pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub(crate) const SIMPLE_SIGNING_MEDIA_TYPE: &str =
+    "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The DSSE envelope layer media type (legacy attestations).
-pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+pub(crate) const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The in-toto DSSE payload type.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// The predicate type of cosign v3 image signatures.
-pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+pub(crate) const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 /// Whether a media/artifact type is a Sigstore bundle.
-pub fn is_bundle_media_type(t: &str) -> bool {
+pub(crate) fn is_bundle_media_type(t: &str) -> bool {
     t.starts_with("application/vnd.dev.sigstore.bundle")
 }
 
 /// Where a candidate was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A layer of the `.sig` manifest.
     LegacySignature,
     /// A layer of the `.att` manifest.
@@ -48,7 +49,7 @@ pub enum Origin {
 
 /// What was signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
+pub(crate) enum Content {
     /// A simple-signing JSON payload; the signature is over its bytes.
     SimpleSigning {
         /// The payload bytes.
@@ -72,7 +73,7 @@ pub enum Content {
 impl Content {
     /// The bytes the signatures cover (PAE for DSSE). `None` for a message
     /// signature, whose bytes are the manifest, fetched separately.
-    pub fn signed_bytes(&self) -> Option<Vec<u8>> {
+    pub(crate) fn signed_bytes(&self) -> Option<Vec<u8>> {
         match self {
             Content::SimpleSigning { payload } => Some(payload.clone()),
             Content::Dsse {
@@ -86,7 +87,7 @@ impl Content {
 
 /// DSSE's pre-authentication encoding:
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {payload_type} {} ",
         payload_type.len(),
@@ -99,41 +100,41 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// A transparency-log entry as carried with a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlogEntry {
+pub(crate) struct TlogEntry {
     /// The entry body (canonical JSON), decoded.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// Integration time, Unix seconds.
-    pub integrated_time: i64,
+    pub(crate) integrated_time: i64,
     /// The log index.
-    pub log_index: i64,
+    pub(crate) log_index: i64,
     /// The log id: SHA-256 of the log's public key.
-    pub log_id: Vec<u8>,
+    pub(crate) log_id: Vec<u8>,
     /// The signed entry timestamp (the log's promise of inclusion).
-    pub signed_entry_timestamp: Vec<u8>,
+    pub(crate) signed_entry_timestamp: Vec<u8>,
 }
 
 /// One signature or attestation, ready to check.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// Where it was found.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// What was signed.
-    pub content: Content,
+    pub(crate) content: Content,
     /// The raw signatures (DSSE may carry several).
-    pub signatures: Vec<Vec<u8>>,
+    pub(crate) signatures: Vec<Vec<u8>>,
     /// The signing certificate (DER), for keyless signatures.
-    pub certificate: Option<Vec<u8>>,
+    pub(crate) certificate: Option<Vec<u8>>,
     /// The transparency-log entry, if any.
-    pub tlog: Option<TlogEntry>,
+    pub(crate) tlog: Option<TlogEntry>,
     /// A short description for messages, e.g. `.sig layer 0`.
-    pub label: String,
+    pub(crate) label: String,
 }
 
 /// Why a candidate could not be read. Unreadable candidates are skipped
 /// (they count as no signature), and the reason is logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ParseError(pub String);
+pub(crate) struct ParseError(pub(crate) String);
 
 fn b64(s: &str) -> Result<Vec<u8>, ParseError> {
     base64::engine::general_purpose::STANDARD
@@ -188,7 +189,7 @@ fn legacy_tlog(annotation: &str) -> Result<TlogEntry, ParseError> {
 }
 
 /// Builds a candidate from a legacy `.sig` layer.
-pub fn from_signature_layer(
+pub(crate) fn from_signature_layer(
     annotations: &BTreeMap<String, String>,
     payload: Vec<u8>,
     label: String,
@@ -246,7 +247,7 @@ fn envelope_parts(envelope: &Envelope) -> Result<(Content, Vec<Vec<u8>>), ParseE
 }
 
 /// Builds a candidate from a legacy `.att` layer (a DSSE envelope blob).
-pub fn from_attestation_layer(
+pub(crate) fn from_attestation_layer(
     annotations: &BTreeMap<String, String>,
     blob: &[u8],
     label: String,
@@ -362,7 +363,7 @@ struct MessageDigest {
 }
 
 /// Builds a candidate from a Sigstore bundle's JSON.
-pub fn from_bundle(json: &[u8], label: String) -> Result<Candidate, ParseError> {
+pub(crate) fn from_bundle(json: &[u8], label: String) -> Result<Candidate, ParseError> {
     let bundle: Bundle = serde_json::from_slice(json)
         .map_err(|e| ParseError(format!("bad Sigstore bundle: {e}")))?;
     if !is_bundle_media_type(&bundle.media_type) {

@@ -29,7 +29,7 @@ const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03
 
 /// Why a certificate is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CertError {
+pub(crate) enum CertError {
     /// Not a parsable X.509 certificate.
     #[error("unparsable certificate: {0}")]
     Parse(String),
@@ -43,23 +43,23 @@ pub enum CertError {
 
 /// A parsed signing certificate.
 #[derive(Debug, Clone)]
-pub struct SigningCert {
+pub(crate) struct SigningCert {
     der: Vec<u8>,
     cert: Certificate,
 }
 
 /// The identity a Fulcio certificate binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The OIDC issuer.
-    pub issuer: Option<String>,
+    pub(crate) issuer: Option<String>,
     /// The SAN values (emails and URIs).
-    pub subjects: Vec<String>,
+    pub(crate) subjects: Vec<String>,
 }
 
 impl SigningCert {
     /// Parses a DER certificate.
-    pub fn parse(der: &[u8]) -> Result<Self, CertError> {
+    pub(crate) fn parse(der: &[u8]) -> Result<Self, CertError> {
         let cert = Certificate::from_der(der).map_err(|e| CertError::Parse(e.to_string()))?;
         Ok(SigningCert {
             der: der.to_vec(),
@@ -68,12 +68,12 @@ impl SigningCert {
     }
 
     /// The certificate DER.
-    pub fn der(&self) -> &[u8] {
+    pub(crate) fn der(&self) -> &[u8] {
         &self.der
     }
 
     /// The DER SubjectPublicKeyInfo of the certified key.
-    pub fn spki_der(&self) -> Result<Vec<u8>, CertError> {
+    pub(crate) fn spki_der(&self) -> Result<Vec<u8>, CertError> {
         self.cert
             .tbs_certificate()
             .subject_public_key_info()
@@ -82,14 +82,14 @@ impl SigningCert {
     }
 
     /// The public key, for verifying the signature it vouches for.
-    pub fn public_key(&self) -> Result<CosignVerificationKey, CertError> {
+    pub(crate) fn public_key(&self) -> Result<CosignVerificationKey, CertError> {
         let spki = self.spki_der()?;
         CosignVerificationKey::try_from_der(&spki)
             .map_err(|e| CertError::Parse(format!("unsupported key: {e}")))
     }
 
     /// The issuer extension and the SAN entries.
-    pub fn identity(&self) -> Identity {
+    pub(crate) fn identity(&self) -> Identity {
         let mut identity = Identity {
             issuer: None,
             subjects: Vec::new(),
@@ -129,7 +129,7 @@ impl SigningCert {
 
     /// Whether the certificate's Extended Key Usage extension is present and
     /// lists codeSigning.
-    pub fn has_code_signing_eku(&self) -> bool {
+    pub(crate) fn has_code_signing_eku(&self) -> bool {
         let Some(extensions) = self.cert.tbs_certificate().extensions() else {
             return false;
         };
@@ -151,7 +151,7 @@ impl SigningCert {
     /// the leaf must list codeSigning; a CA certificate without the
     /// extension is unrestricted, and one with it must list codeSigning
     /// (a CA limited to, say, serverAuth cannot vouch for a signer).
-    pub fn verify_chain(
+    pub(crate) fn verify_chain(
         &self,
         fulcio_certs: &[CaCert],
         unix_time: i64,
@@ -230,7 +230,7 @@ impl SigningCert {
 
     /// Verifies the embedded SCT with the CT log keys (by log id); a key
     /// counts only for SCTs timestamped inside its window.
-    pub fn verify_sct(
+    pub(crate) fn verify_sct(
         &self,
         issuer_spki_der: &[u8],
         ct_keys: &HashMap<[u8; 32], LogKey>,

@@ -23,7 +23,7 @@ use crate::config::cosign::{TransparencyRoots, TrustRoot, TrustRootKind};
 /// Why a candidate does not count for a root, ranked: a failure found
 /// further along the checks says more about what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// No signature verifies with the root's key.
     NoMatch(String),
     /// Keyless: the certificate's identity is not the root's.
@@ -38,13 +38,13 @@ pub enum Failure {
 
 /// What a passing candidate vouches for, and who made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pass {
+pub(crate) struct Pass {
     /// Signature or attestation.
-    pub claim: Claim,
+    pub(crate) claim: Claim,
     /// SHA-256 of the DER SPKI of the key that made the signature: the
     /// root's key, or the keyless certificate's (one per certificate). One
     /// signer is one vote, however many roots accept it.
-    pub signer: [u8; 32],
+    pub(crate) signer: [u8; 32],
 }
 
 fn spki_id(spki_der: &[u8]) -> [u8; 32] {
@@ -54,19 +54,19 @@ fn spki_id(spki_der: &[u8]) -> [u8; 32] {
 
 /// Options that change the checks.
 #[derive(Debug, Clone, Copy)]
-pub struct CheckOptions<'a> {
+pub(crate) struct CheckOptions<'a> {
     /// The image digest.
-    pub digest: &'a str,
+    pub(crate) digest: &'a str,
     /// Whether key-based signatures need a Rekor entry.
-    pub require_tlog_for_keys: bool,
+    pub(crate) require_tlog_for_keys: bool,
     /// The transparency infrastructure.
-    pub transparency: &'a TransparencyRoots,
+    pub(crate) transparency: &'a TransparencyRoots,
     /// The manifest bytes, needed for message-signature bundles.
-    pub manifest: Option<&'a [u8]>,
+    pub(crate) manifest: Option<&'a [u8]>,
 }
 
 /// Checks `candidate` against `root`.
-pub fn check(
+pub(crate) fn check(
     candidate: &Candidate,
     root: &TrustRoot,
     options: CheckOptions<'_>,

@@ -7,7 +7,7 @@ use super::candidate::{COSIGN_SIGN_PREDICATE, Content, IN_TOTO_PAYLOAD_TYPE};
 
 /// What a candidate's content claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// An image signature (simple signing, a cosign v3 `sign/v1` statement,
     /// or a message signature over the manifest).
     Signature,
@@ -17,7 +17,7 @@ pub enum Claim {
 
 /// Why the content does not bind to the image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContentError {
+pub(crate) enum ContentError {
     /// The content names another digest.
     #[error("the signed payload names {named}, not {expected}")]
     OtherDigest {
@@ -69,7 +69,7 @@ struct Subject {
 /// rather than an attestation. Used only to sort candidates and to choose
 /// between `NO_SIGNATURES` and a verification failure; verdicts rest on
 /// [`claim`] after the signature verified.
-pub fn looks_like_signature(origin: super::candidate::Origin, content: &Content) -> bool {
+pub(crate) fn looks_like_signature(origin: super::candidate::Origin, content: &Content) -> bool {
     use super::candidate::Origin;
     match (origin, content) {
         (Origin::LegacySignature, _) => true,
@@ -97,7 +97,7 @@ const STATEMENT_TYPES: [&str; 2] = [
 /// Checks that `content` binds to `image_digest` (`sha256:<hex>`) and says
 /// what it claims. Does not check signatures: call it on verified content.
 /// `docker-reference` is deliberately not compared: images are mirrored.
-pub fn claim(content: &Content, image_digest: &str) -> Result<Claim, ContentError> {
+pub(crate) fn claim(content: &Content, image_digest: &str) -> Result<Claim, ContentError> {
     let other = |named: String| ContentError::OtherDigest {
         named,
         expected: image_digest.to_string(),

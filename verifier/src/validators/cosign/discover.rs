@@ -25,16 +25,16 @@ use crate::registry::{RegistryClient, RegistryError};
 
 /// The most layers or referrers read per image, against registries that
 /// attach thousands.
-pub const MAX_CANDIDATES: usize = 32;
+pub(crate) const MAX_CANDIDATES: usize = 32;
 
 /// What discovery found.
 #[derive(Debug, Default)]
-pub struct Discovered {
+pub(crate) struct Discovered {
     /// Every readable signature and attestation.
-    pub candidates: Vec<Candidate>,
+    pub(crate) candidates: Vec<Candidate>,
     /// The image manifest bytes, fetched only when a message-signature
     /// bundle needs them.
-    pub manifest: Option<bytes::Bytes>,
+    pub(crate) manifest: Option<bytes::Bytes>,
 }
 
 enum Pending {
@@ -44,7 +44,7 @@ enum Pending {
 }
 
 /// Looks up everything attached to `digest` in `registry/repo`.
-pub async fn discover(
+pub(crate) async fn discover(
     client: &RegistryClient,
     registry: &str,
     repo: &str,

@@ -9,16 +9,16 @@
 //! each selected trust root → [`decide`] thresholds, required signers and
 //! attestations.
 
-pub mod candidate;
-pub mod certificate;
-pub mod check;
-pub mod content;
-pub mod discover;
+pub(crate) mod candidate;
+pub(crate) mod certificate;
+pub(crate) mod check;
+pub(crate) mod content;
+pub(crate) mod discover;
 #[cfg(test)]
 mod public_good_bundles;
 use portcullis_sigstore_trust::public_good;
-pub mod signers;
-pub mod tlog;
+pub(crate) mod signers;
+pub(crate) mod tlog;
 use portcullis_sigstore_trust as trust_root;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,7 +61,7 @@ impl std::ops::Deref for ClientFor<'_> {
 
 /// Why a cosign validator could not be built at start-up.
 #[derive(Debug, thiserror::Error)]
-pub enum CosignBuildError {
+pub(crate) enum CosignBuildError {
     /// The registry client.
     #[error("{0}")]
     Client(#[from] ClientBuildError),
@@ -71,13 +71,13 @@ pub enum CosignBuildError {
 }
 
 /// Default bound on each registry request.
-pub const REGISTRY_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REGISTRY_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default bound on connecting to a registry.
-pub const REGISTRY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const REGISTRY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A configured cosign validator.
 #[derive(Debug)]
-pub struct CosignValidator {
+pub(crate) struct CosignValidator {
     spec: CosignSpec,
     registry: RegistryClient,
     /// SHA-256 over the transparency material in use (Fulcio, Rekor, CT,
@@ -92,7 +92,7 @@ impl CosignValidator {
     /// public-good root), so that when a mirror rotates its keys behind an
     /// unchanged config, verdicts made under the old material miss, in this
     /// verifier and in every other one sharing the cache.
-    pub fn verdict_fingerprint(&self, rule_fingerprint: &[u8; 32]) -> [u8; 32] {
+    pub(crate) fn verdict_fingerprint(&self, rule_fingerprint: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"portcullis.cosign.verdict.v1\0");
         h.update(rule_fingerprint);
@@ -179,7 +179,7 @@ impl CosignValidator {
 
     /// Verifies the signatures of `digest` (in `image`'s repository) under
     /// the rule's `options`.
-    pub async fn verify_digest(
+    pub(crate) async fn verify_digest(
         &self,
         image: &ImageRef,
         digest: &str,
@@ -285,7 +285,7 @@ impl Validator for CosignValidator {
 /// roots ([`signers`]: one key is one vote, however many roots accept it),
 /// required signers, threshold, then attestations. Returns the roots that
 /// counted.
-pub fn decide(
+pub(crate) fn decide(
     candidates: &[Candidate],
     roots: &[&TrustRoot],
     spec: &CosignSpec,
@@ -457,7 +457,7 @@ fn distinct_signers(roots: &[&TrustRoot]) -> usize {
 
 /// The names of key roots that share a key with an earlier root: each
 /// such group counts as one signer (warned about at start-up).
-pub fn duplicate_keys(roots: &[TrustRoot]) -> Vec<(String, String)> {
+pub(crate) fn duplicate_keys(roots: &[TrustRoot]) -> Vec<(String, String)> {
     let mut seen: Vec<(&[u8], &str)> = Vec::new();
     let mut out = Vec::new();
     for root in roots {

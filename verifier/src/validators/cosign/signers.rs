@@ -17,16 +17,16 @@
 
 /// Which roots counted, and which required roots could not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
+pub(crate) struct Assignment {
     /// Per root (by index): the signer that counts for it, if any.
-    pub matched: Vec<Option<[u8; 32]>>,
+    pub(crate) matched: Vec<Option<[u8; 32]>>,
     /// Required roots (by index) left without a signer of their own.
-    pub unmet_required: Vec<usize>,
+    pub(crate) unmet_required: Vec<usize>,
 }
 
 impl Assignment {
     /// How many roots count.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.matched.iter().filter(|m| m.is_some()).count()
     }
 }
@@ -34,7 +34,7 @@ impl Assignment {
 /// Assigns distinct signers to distinct roots. `edges` are (signer, root
 /// index) pairs that verified; `roots` is how many roots there are;
 /// `required` are root indices matched first.
-pub fn assign(edges: &[([u8; 32], usize)], roots: usize, required: &[usize]) -> Assignment {
+pub(crate) fn assign(edges: &[([u8; 32], usize)], roots: usize, required: &[usize]) -> Assignment {
     let mut signers: Vec<[u8; 32]> = edges.iter().map(|(s, _)| *s).collect();
     signers.sort_unstable();
     signers.dedup();

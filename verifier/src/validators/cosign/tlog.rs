@@ -28,7 +28,7 @@ use super::trust_root::LogKey;
 
 /// Why a log entry does not vouch for a signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TlogError {
+pub(crate) enum TlogError {
     /// No entry at all.
     #[error("the signature has no transparency-log entry")]
     Missing,
@@ -49,7 +49,7 @@ pub enum TlogError {
 
 /// Who signed, as the log entry must name it.
 #[derive(Debug, Clone, Copy)]
-pub enum Signer<'a> {
+pub(crate) enum Signer<'a> {
     /// A public key (SPKI DER).
     Key(&'a [u8]),
     /// A certificate (DER).
@@ -58,7 +58,7 @@ pub enum Signer<'a> {
 
 /// Verifies the SET of `entry` with the Rekor key its log id names, which
 /// must have been valid at the entry's integration time.
-pub fn verify_set(
+pub(crate) fn verify_set(
     entry: &TlogEntry,
     rekor_keys: &HashMap<[u8; 32], LogKey>,
 ) -> Result<(), TlogError> {
@@ -220,7 +220,7 @@ fn hash_matches(hash: &Hash, data: &[u8]) -> bool {
 
 /// Checks that the entry body is about `signature` by `signer` over
 /// `content` (whose signed bytes are `signed`).
-pub fn check_body(
+pub(crate) fn check_body(
     entry: &TlogEntry,
     content: &Content,
     signed: &[u8],

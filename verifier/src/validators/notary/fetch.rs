@@ -29,9 +29,9 @@ const MAX_ROLE_BYTES: usize = 10 * 1024 * 1024;
 #[derive(Debug, Clone, Default)]
 pub(super) struct TrustData {
     /// The role files.
-    pub bytes: RoleBytes,
+    pub(crate) bytes: RoleBytes,
     /// `N.root.json` by version, for root rotation.
-    pub intermediate_roots: BTreeMap<u64, Vec<u8>>,
+    pub(crate) intermediate_roots: BTreeMap<u64, Vec<u8>>,
 }
 
 /// The cached form (base64 bodies, as JSON bytes in the store).

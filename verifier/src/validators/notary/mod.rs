@@ -237,7 +237,7 @@ fn memo_key(gun: &str, pinned: &tuf::PinnedKey, data: &TrustData) -> [u8; 32] {
 }
 
 /// `releases` → `targets/releases`; full names are kept.
-pub fn full_delegation_name(name: &str) -> String {
+pub(crate) fn full_delegation_name(name: &str) -> String {
     if name.starts_with("targets/") {
         name.to_string()
     } else {

@@ -16,11 +16,11 @@ use crate::cache::SharedRecords;
 
 /// The remembered state of one GUN.
 #[derive(Debug, Clone, Default)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     /// The root verified last.
-    pub trusted_root: Option<TrustedRoot>,
+    pub(crate) trusted_root: Option<TrustedRoot>,
     /// The highest version seen of each role.
-    pub versions: RoleVersions,
+    pub(crate) versions: RoleVersions,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,7 +59,7 @@ impl TrustState {
 
     /// The trusted root's version, if any (to know which `N.root.json` to
     /// fetch).
-    pub fn trusted_root_version(&self, gun: &str, pinned: &PinnedKey) -> Option<u64> {
+    pub(crate) fn trusted_root_version(&self, gun: &str, pinned: &PinnedKey) -> Option<u64> {
         let map = self.by_gun.lock().ok()?;
         map.get(&key(gun, pinned))?
             .trusted_root
@@ -68,7 +68,7 @@ impl TrustState {
     }
 
     /// The remembered state: in process, else from the shared cache.
-    pub async fn load(&self, gun: &str, pinned: &PinnedKey) -> Remembered {
+    pub(crate) async fn load(&self, gun: &str, pinned: &PinnedKey) -> Remembered {
         let k = key(gun, pinned);
         if let Some(r) = self.by_gun.lock().ok().and_then(|m| m.get(&k).cloned()) {
             return r;
@@ -99,7 +99,7 @@ impl TrustState {
 
     /// Remembers a verification's trusted root and versions (never lowering
     /// a version), and shares them when they advanced.
-    pub async fn store(
+    pub(crate) async fn store(
         &self,
         gun: &str,
         pinned: &PinnedKey,
