@@ -2,7 +2,7 @@
 //! 10-container Deployment (with init containers).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use portcullis_gateway::admission::{extract, parse_review};
+use portcullis_gateway::{extract, parse_review};
 use serde_json::json;
 use std::hint::black_box;
 
@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let request = parse_review(black_box(body)).unwrap();
                 let object = request.object.as_ref().unwrap();
-                let ex = extract::extract(&request.kind.kind, object).unwrap();
+                let ex = extract(&request.kind.kind, object).unwrap();
                 black_box(ex.unique_images().len())
             })
         });

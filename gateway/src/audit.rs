@@ -24,74 +24,74 @@ use serde::Serialize;
 
 /// One image's line in the audit record.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditImage {
+pub(crate) struct AuditImage {
     /// The image as written.
-    pub image: String,
+    pub(crate) image: String,
     /// Its verdict.
-    pub allowed: bool,
+    pub(crate) allowed: bool,
     /// The verified digest, or null.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// `CODE (detail)`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Where the verdict came from.
-    pub source: String,
+    pub(crate) source: String,
     /// The matched rule, or null.
-    pub rule: Option<String>,
+    pub(crate) rule: Option<String>,
     /// The validator, or null.
-    pub validator: Option<String>,
+    pub(crate) validator: Option<String>,
 }
 
 /// The modes in force.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditMode {
+pub(crate) struct AuditMode {
     /// Detection mode.
-    pub detection: bool,
+    pub(crate) detection: bool,
     /// `all` or `podsOnly`.
-    pub resource_validation: &'static str,
+    pub(crate) resource_validation: &'static str,
 }
 
 /// One admission decision.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditRecord {
+pub(crate) struct AuditRecord {
     /// RFC 3339.
-    pub time: String,
+    pub(crate) time: String,
     /// Request uid.
-    pub uid: String,
+    pub(crate) uid: String,
     /// Namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Kind.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// CREATE, UPDATE, ...
-    pub operation: String,
+    pub(crate) operation: String,
     /// `mutate` or `validate`.
-    pub endpoint: &'static str,
+    pub(crate) endpoint: &'static str,
     /// The answer.
-    pub allowed: bool,
+    pub(crate) allowed: bool,
     /// `allowed`, `denied`, `would_deny`, `skipped`.
-    pub decision: &'static str,
+    pub(crate) decision: &'static str,
     /// Why verification was skipped, if it was.
-    pub skip_reason: Option<&'static str>,
+    pub(crate) skip_reason: Option<&'static str>,
     /// Modes.
-    pub mode: AuditMode,
+    pub(crate) mode: AuditMode,
     /// Per image.
-    pub images: Vec<AuditImage>,
+    pub(crate) images: Vec<AuditImage>,
     /// Warnings returned.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// Decision latency.
-    pub latency_ms: f64,
+    pub(crate) latency_ms: f64,
 }
 
 /// Where audit lines go.
 #[derive(Debug, Clone)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     tx: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl AuditLog {
     /// `-` is stdout, `""` is off, anything else a file (appended).
-    pub fn open(path: &str) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &str) -> std::io::Result<Self> {
         if path.is_empty() {
             return Ok(AuditLog { tx: None });
         }
@@ -127,7 +127,7 @@ impl AuditLog {
 
     /// Records one decision (dropped, with a warning, if the writer is far
     /// behind).
-    pub fn record(&self, record: &AuditRecord) {
+    pub(crate) fn record(&self, record: &AuditRecord) {
         let Some(tx) = &self.tx else {
             return;
         };

@@ -15,19 +15,19 @@ use kube::core::GroupVersionKind;
 
 /// How to reach the API server.
 #[derive(Debug, Clone, Default)]
-pub struct ClusterSettings {
+pub(crate) struct ClusterSettings {
     /// The API server URL; `None` means in-cluster (service account) or
     /// kubeconfig discovery.
-    pub api_url: Option<String>,
+    pub(crate) api_url: Option<String>,
     /// CA bundle (PEM) of the API server, with `api_url`.
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Bearer token file, with `api_url` (reloaded by kube when it changes).
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub(crate) enum ClusterError {
     /// The API server answered with an error or could not be reached.
     #[error("kubernetes API: {0}")]
     Api(String),
@@ -38,7 +38,7 @@ pub enum ClusterError {
 
 /// A read-only Kubernetes client.
 #[derive(Clone)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     client: kube::Client,
     labels: moka::future::Cache<String, BTreeMap<String, String>>,
     timeout: Duration,
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Connects (lazily: no request is made here).
-    pub async fn connect(settings: &ClusterSettings) -> Result<Self, ClusterError> {
+    pub(crate) async fn connect(settings: &ClusterSettings) -> Result<Self, ClusterError> {
         let config = match &settings.api_url {
             Some(url) => {
                 let uri: axum::http::Uri = url
@@ -105,7 +105,7 @@ impl Cluster {
     }
 
     /// The labels of `namespace` (cached 30 s).
-    pub async fn namespace_labels(
+    pub(crate) async fn namespace_labels(
         &self,
         namespace: &str,
     ) -> Result<BTreeMap<String, String>, ClusterError> {

@@ -27,38 +27,38 @@ use serde::Deserialize;
 /// The validated gateway config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct GatewayConfig {
+pub(crate) struct GatewayConfig {
     /// Denies become allows with warnings, logged and counted as "would
     /// deny".
     #[serde(default)]
-    pub detection_mode: bool,
+    pub(crate) detection_mode: bool,
     /// Which resources are enforced.
     #[serde(default)]
-    pub resource_validation_mode: ResourceValidationMode,
+    pub(crate) resource_validation_mode: ResourceValidationMode,
     /// Namespace scoping by label.
     #[serde(default)]
-    pub namespaced_validation: NamespacedValidation,
+    pub(crate) namespaced_validation: NamespacedValidation,
     /// Accepted for Connaisseur compatibility; it skips nothing. A child
     /// (a Pod or ReplicaSet created by its controller) is verified like any
     /// object: its owner's template says nothing about whether the owner
     /// was verified under enforcement, and the verification costs a
     /// verdict-cache hit when it was (see `admission::shortcuts`).
     #[serde(default)]
-    pub automatic_child_approval: Toggle,
+    pub(crate) automatic_child_approval: Toggle,
     /// Approve UPDATEs that change no image.
     #[serde(default)]
-    pub automatic_unchanged_approval: Toggle,
+    pub(crate) automatic_unchanged_approval: Toggle,
     /// Where the audit log goes.
     #[serde(default)]
-    pub audit_log: AuditLog,
+    pub(crate) audit_log: AuditLog,
     /// Alert receivers.
     #[serde(default)]
-    pub alerting: Alerting,
+    pub(crate) alerting: Alerting,
 }
 
 /// Which resources are enforced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum ResourceValidationMode {
+pub(crate) enum ResourceValidationMode {
     /// Every kind the webhook sends.
     #[default]
     #[serde(rename = "all")]
@@ -71,9 +71,9 @@ pub enum ResourceValidationMode {
 /// On/off switch with Connaisseur's shape (`{enabled: bool}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Toggle {
+pub(crate) struct Toggle {
     /// Whether it is on.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
 }
 
 impl Default for Toggle {
@@ -85,20 +85,20 @@ impl Default for Toggle {
 /// Namespace scoping by the label `portcullis.dev/webhook`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NamespacedValidation {
+pub(crate) struct NamespacedValidation {
     /// Whether the gateway checks namespace labels itself (the webhook's
     /// namespaceSelector does it first).
     #[serde(default)]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// `ignore`: skip namespaces labelled `ignore`; `validate`: enforce only
     /// namespaces labelled `validate`.
     #[serde(default)]
-    pub mode: NamespaceMode,
+    pub(crate) mode: NamespaceMode,
 }
 
 /// How the namespace label is read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum NamespaceMode {
+pub(crate) enum NamespaceMode {
     /// Enforce everywhere but in namespaces labelled `ignore`.
     #[default]
     #[serde(rename = "ignore")]
@@ -109,14 +109,14 @@ pub enum NamespaceMode {
 }
 
 /// The namespace label key.
-pub const NAMESPACE_LABEL: &str = "portcullis.dev/webhook";
+pub(crate) const NAMESPACE_LABEL: &str = "portcullis.dev/webhook";
 
 /// Audit log destination.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     /// `-` for stdout, a file path, or `""` to turn it off.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 impl Default for AuditLog {
@@ -130,49 +130,49 @@ impl Default for AuditLog {
 /// Alerting, in Connaisseur's shape.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Alerting {
+pub(crate) struct Alerting {
     /// Names the cluster in alerts.
     #[serde(default)]
-    pub cluster_identifier: String,
+    pub(crate) cluster_identifier: String,
     /// Receivers notified when a request is admitted.
     #[serde(default)]
-    pub admit_request: Option<Receivers>,
+    pub(crate) admit_request: Option<Receivers>,
     /// Receivers notified when a request is rejected (or, in detection mode,
     /// would be).
     #[serde(default)]
-    pub reject_request: Option<Receivers>,
+    pub(crate) reject_request: Option<Receivers>,
 }
 
 /// A list of receivers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Receivers {
+pub(crate) struct Receivers {
     /// The receivers.
-    pub receivers: Vec<Receiver>,
+    pub(crate) receivers: Vec<Receiver>,
 }
 
 /// One alert receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Receiver {
+pub(crate) struct Receiver {
     /// `slack`, `opsgenie`, `teams`, `generic`, or a path to a template
     /// file.
-    pub template: String,
+    pub(crate) template: String,
     /// Where to POST.
-    pub receiver_url: String,
+    pub(crate) receiver_url: String,
     /// Priority (1 highest … 5), a template variable.
     #[serde(default = "default_priority")]
-    pub priority: u8,
+    pub(crate) priority: u8,
     /// Extra headers, `Name: value`.
     #[serde(default)]
-    pub custom_headers: Vec<String>,
+    pub(crate) custom_headers: Vec<String>,
     /// Extra top-level fields merged into the JSON payload.
     #[serde(default)]
-    pub payload_fields: BTreeMap<String, serde_json::Value>,
+    pub(crate) payload_fields: BTreeMap<String, serde_json::Value>,
     /// Deliver synchronously within the admission deadline, and deny the
     /// request when delivery fails.
     #[serde(default)]
-    pub fail_if_alert_sending_fails: bool,
+    pub(crate) fail_if_alert_sending_fails: bool,
 }
 
 fn default_priority() -> u8 {
@@ -207,7 +207,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Reads and validates a gateway config file.
-pub fn load_file(path: &Path) -> Result<GatewayConfig, ConfigError> {
+pub(crate) fn load_file(path: &Path) -> Result<GatewayConfig, ConfigError> {
     let label = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: label.clone(),
@@ -218,7 +218,7 @@ pub fn load_file(path: &Path) -> Result<GatewayConfig, ConfigError> {
 }
 
 /// Validates config text; `file` labels errors.
-pub fn parse_str(text: &str, file: &str) -> Result<GatewayConfig, ConfigError> {
+pub(crate) fn parse_str(text: &str, file: &str) -> Result<GatewayConfig, ConfigError> {
     let err = |field: &str, message: String| ConfigError {
         file: file.to_string(),
         field: field.to_string(),

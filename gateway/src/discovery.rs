@@ -25,7 +25,7 @@ use crate::pool::VerifierPool;
 
 /// One `--verifier` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// A fixed URL.
     Static(String),
     /// A DNS name to resolve to many endpoints.
@@ -48,7 +48,7 @@ pub struct TargetError(pub String);
 
 impl Target {
     /// Parses one entry.
-    pub fn parse(s: &str) -> Result<Self, TargetError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, TargetError> {
         let err = || TargetError(s.to_string());
         let (tls, rest) = if let Some(r) = s.strip_prefix("dns+https:///") {
             (true, r)
@@ -73,7 +73,7 @@ impl Target {
 
     /// The host name certificates are checked against, for DNS targets with
     /// TLS.
-    pub fn tls_name(&self) -> Option<&str> {
+    pub(crate) fn tls_name(&self) -> Option<&str> {
         match self {
             Target::Dns {
                 name, tls: true, ..
@@ -85,7 +85,7 @@ impl Target {
 
 /// Resolves names to addresses.
 #[derive(Debug, Clone)]
-pub enum NameResolver {
+pub(crate) enum NameResolver {
     /// The system resolver (getaddrinfo).
     System,
     /// A given DNS server.
@@ -94,7 +94,7 @@ pub enum NameResolver {
 
 impl NameResolver {
     /// A resolver asking `server` (UDP), without caching.
-    pub fn server(server: SocketAddr) -> Result<Self, String> {
+    pub(crate) fn server(server: SocketAddr) -> Result<Self, String> {
         let mut connection = ConnectionConfig::udp();
         connection.port = server.port();
         let ns = NameServerConfig::new(server.ip(), true, vec![connection]);
@@ -111,7 +111,7 @@ impl NameResolver {
     }
 
     /// The addresses of `name`, sorted.
-    pub async fn resolve(&self, name: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+    pub(crate) async fn resolve(&self, name: &str, port: u16) -> Result<Vec<IpAddr>, String> {
         let mut ips: Vec<IpAddr> = match self {
             NameResolver::System => tokio::net::lookup_host((name, port))
                 .await
@@ -132,7 +132,7 @@ impl NameResolver {
 
 /// The endpoint URLs of `targets` now. `Err` when a DNS lookup failed (the
 /// caller keeps what it had).
-pub async fn resolve_all(
+pub(crate) async fn resolve_all(
     targets: &[Target],
     resolver: &NameResolver,
 ) -> Result<Vec<String>, String> {
@@ -160,7 +160,7 @@ pub async fn resolve_all(
 }
 
 /// Re-resolves DNS targets every `interval` and updates the pool.
-pub fn spawn_refresher(
+pub(crate) fn spawn_refresher(
     pool: Arc<VerifierPool>,
     targets: Vec<Target>,
     resolver: NameResolver,

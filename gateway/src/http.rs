@@ -20,23 +20,23 @@ use crate::metrics::{GatewayMetrics, render};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The admission pipeline (verifiers, modes, alerts, audit).
-    pub admission: Arc<crate::admission::pipeline::Admission>,
+    pub(crate) admission: Arc<crate::admission::pipeline::Admission>,
     /// The largest accepted body, in bytes.
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// How long a request body may take to arrive (then 408): a client that
     /// trickles its body never holds a handler longer than this.
-    pub body_timeout: std::time::Duration,
+    pub(crate) body_timeout: std::time::Duration,
     /// Metrics handles.
-    pub metrics: GatewayMetrics,
+    pub(crate) metrics: GatewayMetrics,
     /// The registry rendered at /metrics.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
 }
 
 /// The router of the plain-HTTP probe listener (`--probe-listen`): health,
 /// readiness and metrics, never the webhooks.
-pub fn probe_router(state: AppState) -> Router {
+pub(crate) fn probe_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -45,7 +45,7 @@ pub fn probe_router(state: AppState) -> Router {
 }
 
 /// Builds the router of the webhook listener.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))

@@ -1,23 +1,37 @@
 //! Portcullis gateway: the stateless HTTPS admission webhook.
 //!
-//! The request path: [`http`] (axum) → [`admission::parse_review`] →
-//! [`admission::extract::extract`] → [`admission::decide`] fans the distinct
-//! images out through [`pool::VerifierPool::verify`] under one deadline →
-//! [`admission::outcome::Verdicts`] builds the deny message or the patch.
-//! The gateway knows no cryptography.
+//! The request path: `http` (axum) → [`parse_review`] →
+//! `admission::pipeline` (modes and shortcuts) → [`extract`] → the distinct
+//! images fanned out through [`VerifierPool::verify`] under one deadline →
+//! `admission::outcome` builds the deny message or the patch. The gateway
+//! knows no cryptography. See ARCHITECTURE.md.
+//!
+//! The public surface is what the binary, the benches and the end-to-end
+//! tests need; everything else is crate-private.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod admission;
-pub mod alerts;
-pub mod audit;
-pub mod cli;
-pub mod cluster;
-pub mod config;
-pub mod discovery;
-pub mod http;
-pub mod metrics;
-pub mod pool;
-pub mod run;
-pub mod tls;
+mod admission;
+mod alerts;
+mod audit;
+mod cli;
+mod cluster;
+mod config;
+mod discovery;
+mod http;
+mod metrics;
+mod pool;
+mod run;
+mod tls;
+
+pub use admission::extract::{ContainerKind, ExtractError, Extraction, ImageSite, extract};
+pub use admission::review::{AdmissionRequest, GroupVersionKind};
+pub use admission::{BadReview, parse_review};
+pub use cli::Cli;
+pub use config::ConfigError;
+pub use discovery::TargetError;
+pub use metrics::GatewayMetrics;
+pub use pool::{Balance, PoolError, PoolSettings, VerifierPool};
+pub use run::{StartError, run, shutdown_signal};
+pub use tls::TlsError;

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use portcullis_gateway::cli::Cli;
-use portcullis_gateway::run::{run, shutdown_signal};
+use portcullis_gateway::{Cli, run, shutdown_signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,7 +8,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Label pairs.
-pub type Labels = Vec<(&'static str, String)>;
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
 /// Every gateway metric. Cloning shares the underlying values.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ impl GatewayMetrics {
 }
 
 /// Renders a registry in the Prometheus text format.
-pub fn render(registry: &Registry) -> String {
+pub(crate) fn render(registry: &Registry) -> String {
     let mut out = String::new();
     if encode(&mut out, registry).is_err() {
         out.clear();

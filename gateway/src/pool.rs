@@ -31,7 +31,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::metrics::GatewayMetrics;
 
 /// The gRPC service name the verifiers report health for.
-pub const VERIFIER_SERVICE: &str = "portcullis.v1.Verifier";
+pub(crate) const VERIFIER_SERVICE: &str = "portcullis.v1.Verifier";
 
 /// How calls are spread over endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,7 +79,7 @@ pub enum PoolError {
 
 /// One verifier endpoint.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     url: String,
     client: VerifierClient<Channel>,
     health: HealthClient<Channel>,
@@ -90,7 +90,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Creates an endpoint that connects lazily.
-    pub fn new(url: &str, settings: &PoolSettings) -> Result<Self, PoolError> {
+    pub(crate) fn new(url: &str, settings: &PoolSettings) -> Result<Self, PoolError> {
         let endpoint_err = |source| PoolError::Endpoint {
             url: url.to_string(),
             source,
@@ -122,13 +122,8 @@ impl Endpoint {
         })
     }
 
-    /// The endpoint's URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Whether the last health check (or call) succeeded.
-    pub fn is_healthy(&self) -> bool {
+    pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
@@ -137,7 +132,7 @@ impl Endpoint {
     }
 
     /// Runs one grpc.health.v1 check and records the result.
-    pub async fn check_health(&self, timeout: Duration) -> bool {
+    pub(crate) async fn check_health(&self, timeout: Duration) -> bool {
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: VERIFIER_SERVICE.to_string(),
         });
@@ -227,7 +222,7 @@ impl VerifierPool {
     }
 
     /// The current endpoints.
-    pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+    pub(crate) fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()
     }
 
@@ -393,7 +388,7 @@ impl VerifierPool {
 }
 
 /// A denial decided by the gateway itself (timeouts, limits, no verifier).
-pub fn gateway_denial(reason: Reason, message: &str) -> VerifyResponse {
+pub(crate) fn gateway_denial(reason: Reason, message: &str) -> VerifyResponse {
     VerifyResponse {
         verdict: Verdict::Denied as i32,
         reason: reason as i32,

@@ -18,14 +18,14 @@ use crate::metrics::GatewayMetrics;
 
 /// The files the webhook's TLS is built from.
 #[derive(Debug, Clone)]
-pub struct ServingFiles {
+pub(crate) struct ServingFiles {
     /// Certificate chain (PEM), `--tls-cert`.
-    pub cert: PathBuf,
+    pub(crate) cert: PathBuf,
     /// Private key (PEM), `--tls-key`.
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
     /// CA bundle (PEM) that client certificates must chain to,
     /// `--client-ca`; `None`: clients are not authenticated.
-    pub client_ca: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
 }
 
 /// Why the webhook's TLS could not be set up: the option, its file, and
@@ -52,7 +52,7 @@ fn err(option: &'static str, path: &Path, message: impl ToString) -> TlsError {
 /// Builds the rustls server config from the files. With a client CA, a
 /// client without a certificate chaining to it fails the handshake and
 /// never reaches a handler.
-pub fn server_config(files: &ServingFiles) -> Result<ServerConfig, TlsError> {
+pub(crate) fn server_config(files: &ServingFiles) -> Result<ServerConfig, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| err("--tls-cert", &files.cert, e))?
         .collect::<Result<_, _>>()
@@ -85,7 +85,7 @@ pub fn server_config(files: &ServingFiles) -> Result<ServerConfig, TlsError> {
 }
 
 /// Loads the files into a config the server can swap at run time.
-pub fn load(files: &ServingFiles) -> Result<RustlsConfig, TlsError> {
+pub(crate) fn load(files: &ServingFiles) -> Result<RustlsConfig, TlsError> {
     Ok(RustlsConfig::from_config(Arc::new(server_config(files)?)))
 }
 
@@ -106,7 +106,7 @@ fn stamp(files: &ServingFiles) -> Vec<Option<(SystemTime, u64)>> {
 
 /// Watches the files every `interval` and reloads `config` when any
 /// changes. A failed reload keeps the previous material.
-pub fn spawn_reloader(
+pub(crate) fn spawn_reloader(
     config: RustlsConfig,
     files: ServingFiles,
     interval: Duration,

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use portcullis_gateway::metrics::GatewayMetrics;
-use portcullis_gateway::pool::{Balance, PoolSettings, VerifierPool};
+use portcullis_gateway::{Balance, GatewayMetrics, PoolSettings, VerifierPool};
 use portcullis_proto::{Reason, VerifyRequest};
 use portcullis_verifier::{CachedVerdict, Caches, Engine, ImageRef, parse_str};
 

@@ -94,7 +94,7 @@ pub struct ExtractError {
 }
 
 /// The JSON Pointer of the pod spec for an object of `kind`.
-pub fn pod_spec_pointer(kind: &str) -> &'static str {
+pub(crate) fn pod_spec_pointer(kind: &str) -> &'static str {
     match kind {
         "Pod" => "/spec",
         "CronJob" => "/spec/jobTemplate/spec/template/spec",

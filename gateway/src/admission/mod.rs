@@ -2,10 +2,10 @@
 //! parallel under one deadline, and build the response.
 
 pub mod extract;
-pub mod outcome;
-pub mod pipeline;
+pub(crate) mod outcome;
+pub(crate) mod pipeline;
 pub mod review;
-pub mod shortcuts;
+pub(crate) mod shortcuts;
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use review::{
 
 /// Which webhook endpoint is answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookKind {
+pub(crate) enum WebhookKind {
     /// `/mutate`: allow or deny, plus a patch pinning tags to digests.
     Mutate,
     /// `/validate`: allow or deny only.
@@ -32,7 +32,7 @@ pub enum WebhookKind {
 
 impl WebhookKind {
     /// The endpoint's name for metrics and logs.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             WebhookKind::Mutate => "mutate",
             WebhookKind::Validate => "validate",
@@ -42,11 +42,11 @@ impl WebhookKind {
 
 /// Limits that apply to every admission.
 #[derive(Debug, Clone, Copy)]
-pub struct AdmissionLimits {
+pub(crate) struct AdmissionLimits {
     /// The whole admission's time budget.
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
     /// The most distinct images one admission may name.
-    pub max_images: usize,
+    pub(crate) max_images: usize,
 }
 
 /// The request is not a usable AdmissionReview: answered with HTTP 400.
@@ -84,7 +84,7 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
 /// The verdicts of an object's images: each distinct image is verified in
 /// parallel, or denied at once when there are more than the limit allows
 /// (the distinct images are counted in linear time, before anything else).
-pub async fn judge(
+pub(crate) async fn judge(
     extraction: &Extraction,
     request: &AdmissionRequest,
     pool: &VerifierPool,
@@ -117,7 +117,7 @@ pub async fn judge(
 }
 
 /// The base64 JSON Patch pinning verified images, if any.
-pub fn patch_for(verdicts: &Verdicts, extraction: &Extraction) -> Option<String> {
+pub(crate) fn patch_for(verdicts: &Verdicts, extraction: &Extraction) -> Option<String> {
     let patch = verdicts.pin_patch(&extraction.sites);
     (!patch.is_empty()).then(|| {
         let json = serde_json::to_vec(&patch).unwrap_or_default();
@@ -160,7 +160,7 @@ async fn verify_all(
 
 /// An allowing response, with an optional patch (and `patchType` only with
 /// it) and warnings.
-pub fn allow_response(
+pub(crate) fn allow_response(
     uid: String,
     patch: Option<String>,
     warnings: Vec<String>,
@@ -176,7 +176,7 @@ pub fn allow_response(
 }
 
 /// A denying response; `lines` become the message, one per line.
-pub fn deny_response(uid: String, lines: &[String]) -> AdmissionReviewResponse {
+pub(crate) fn deny_response(uid: String, lines: &[String]) -> AdmissionReviewResponse {
     wrap(AdmissionResponse {
         uid,
         allowed: false,
@@ -199,7 +199,7 @@ fn wrap(response: AdmissionResponse) -> AdmissionReviewResponse {
 }
 
 /// The verdict of one image, for logs.
-pub fn verdict_summary(image: &str, r: &VerifyResponse) -> String {
+pub(crate) fn verdict_summary(image: &str, r: &VerifyResponse) -> String {
     if r.is_allowed() {
         format!("{image}: allowed ({})", r.reason_text())
     } else {

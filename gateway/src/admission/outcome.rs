@@ -10,40 +10,40 @@ use super::extract::ImageSite;
 
 /// One JSON Patch operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PatchOp {
+pub(crate) struct PatchOp {
     /// Always `replace`.
-    pub op: &'static str,
+    pub(crate) op: &'static str,
     /// The JSON Pointer of the image field.
-    pub path: String,
+    pub(crate) path: String,
     /// The pinned reference.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// The verdicts of an admission's distinct images, in first-seen order.
 #[derive(Debug, Clone, Default)]
-pub struct Verdicts {
+pub(crate) struct Verdicts {
     by_image: Vec<(String, VerifyResponse)>,
 }
 
 impl Verdicts {
     /// Wraps `(image, response)` pairs.
-    pub fn new(by_image: Vec<(String, VerifyResponse)>) -> Self {
+    pub(crate) fn new(by_image: Vec<(String, VerifyResponse)>) -> Self {
         Verdicts { by_image }
     }
 
     /// The pairs, in first-seen order.
-    pub fn iter(&self) -> impl Iterator<Item = &(String, VerifyResponse)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(String, VerifyResponse)> {
         self.by_image.iter()
     }
 
     /// True when every image is allowed (and vacuously for none).
-    pub fn all_allowed(&self) -> bool {
+    pub(crate) fn all_allowed(&self) -> bool {
         self.by_image.iter().all(|(_, r)| r.is_allowed())
     }
 
     /// One line per denied image, starting with the image as written:
     /// `IMAGE: REASON (detail): message`.
-    pub fn deny_lines(&self) -> Vec<String> {
+    pub(crate) fn deny_lines(&self) -> Vec<String> {
         self.by_image
             .iter()
             .filter(|(_, r)| !r.is_allowed())
@@ -54,7 +54,7 @@ impl Verdicts {
     /// The patch pinning each allowed, verified, tag-only image to its
     /// digest, at every site where it appears. Images already given by
     /// digest, static allows (no digest) and `validateOnly` rules get none.
-    pub fn pin_patch(&self, sites: &[ImageSite]) -> Vec<PatchOp> {
+    pub(crate) fn pin_patch(&self, sites: &[ImageSite]) -> Vec<PatchOp> {
         let lookup: HashMap<&str, &VerifyResponse> =
             self.by_image.iter().map(|(i, r)| (i.as_str(), r)).collect();
         sites

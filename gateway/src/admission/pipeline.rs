@@ -38,32 +38,32 @@ const MAX_WARNING_LEN: usize = 240;
 
 /// Everything an admission needs, built once at start-up.
 #[derive(Debug, Clone)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// The verifiers.
-    pub pool: Arc<VerifierPool>,
+    pub(crate) pool: Arc<VerifierPool>,
     /// Per-admission limits.
-    pub limits: AdmissionLimits,
+    pub(crate) limits: AdmissionLimits,
     /// The operating modes.
-    pub config: Arc<GatewayConfig>,
+    pub(crate) config: Arc<GatewayConfig>,
     /// Read-only API access (namespace labels), if available.
-    pub cluster: Option<Cluster>,
+    pub(crate) cluster: Option<Cluster>,
     /// Alert receivers.
-    pub alerter: Alerter,
+    pub(crate) alerter: Alerter,
     /// The audit log.
-    pub audit: AuditLog,
+    pub(crate) audit: AuditLog,
     /// Metrics.
-    pub metrics: GatewayMetrics,
+    pub(crate) metrics: GatewayMetrics,
 }
 
 /// What was decided.
 #[derive(Debug)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The response to send.
-    pub review: AdmissionReviewResponse,
+    pub(crate) review: AdmissionReviewResponse,
     /// The per-image verdicts (empty when nothing was verified).
-    pub verdicts: Verdicts,
+    pub(crate) verdicts: Verdicts,
     /// `allowed`, `denied`, `would_deny` or `skipped`.
-    pub decision: &'static str,
+    pub(crate) decision: &'static str,
 }
 
 fn cut(w: String) -> String {
@@ -83,7 +83,7 @@ fn warnings(lines: impl IntoIterator<Item = String>) -> Vec<String> {
 
 impl Admission {
     /// Decides on a parsed request; `started` is when it arrived.
-    pub async fn decide(
+    pub(crate) async fn decide(
         &self,
         request: AdmissionRequest,
         webhook: WebhookKind,

@@ -4,22 +4,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `admission.k8s.io/v1`.
-pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub(crate) const API_VERSION: &str = "admission.k8s.io/v1";
 /// `AdmissionReview`.
-pub const KIND: &str = "AdmissionReview";
+pub(crate) const KIND: &str = "AdmissionReview";
 
 /// An incoming AdmissionReview.
 #[derive(Debug, Deserialize)]
-pub struct AdmissionReview {
+pub(crate) struct AdmissionReview {
     /// Must be `admission.k8s.io/v1`.
     #[serde(rename = "apiVersion", default)]
-    pub api_version: String,
+    pub(crate) api_version: String,
     /// Must be `AdmissionReview`.
     #[serde(default)]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The request; a review without one is malformed.
     #[serde(default)]
-    pub request: Option<AdmissionRequest>,
+    pub(crate) request: Option<AdmissionRequest>,
 }
 
 /// The `request` of an AdmissionReview.
@@ -68,43 +68,43 @@ pub struct GroupVersionKind {
 
 /// An outgoing AdmissionReview.
 #[derive(Debug, Serialize)]
-pub struct AdmissionReviewResponse {
+pub(crate) struct AdmissionReviewResponse {
     /// `admission.k8s.io/v1`.
     #[serde(rename = "apiVersion")]
-    pub api_version: &'static str,
+    pub(crate) api_version: &'static str,
     /// `AdmissionReview`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The response.
-    pub response: AdmissionResponse,
+    pub(crate) response: AdmissionResponse,
 }
 
 /// The `response` of an AdmissionReview.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionResponse {
+pub(crate) struct AdmissionResponse {
     /// The request's uid.
-    pub uid: String,
+    pub(crate) uid: String,
     /// The decision.
-    pub allowed: bool,
+    pub(crate) allowed: bool,
     /// Why a request was denied.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
+    pub(crate) status: Option<Status>,
     /// Always `JSONPatch`, and only ever together with `patch`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_type: Option<&'static str>,
+    pub(crate) patch_type: Option<&'static str>,
     /// Base64 of the JSON Patch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<String>,
+    pub(crate) patch: Option<String>,
     /// Warnings shown to the client (kubectl prints them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// A Kubernetes `Status` for denials.
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// The HTTP-like code, 403 for denials.
-    pub code: u16,
+    pub(crate) code: u16,
     /// The message kubectl prints.
-    pub message: String,
+    pub(crate) message: String,
 }

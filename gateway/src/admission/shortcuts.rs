@@ -42,7 +42,7 @@ use crate::config::{NAMESPACE_LABEL, NamespaceMode};
 
 /// Why verification was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// The object is being deleted and the UPDATE adds no image.
     Deleting,
     /// No image changed.
@@ -53,7 +53,7 @@ pub enum Skip {
 
 impl Skip {
     /// The audit/metrics label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Skip::Deleting => "deleting",
             Skip::Unchanged => "unchanged",
@@ -63,7 +63,7 @@ impl Skip {
 }
 
 /// Whether `oldObject` is being deleted.
-pub fn is_deleting(request: &AdmissionRequest) -> bool {
+pub(crate) fn is_deleting(request: &AdmissionRequest) -> bool {
     request.operation == "UPDATE"
         && request
             .old_object
@@ -75,7 +75,7 @@ pub fn is_deleting(request: &AdmissionRequest) -> bool {
 /// Whether an UPDATE leaves the pod spec exactly as it was (both present
 /// and equal). Used where the new pod spec cannot be read: an object being
 /// deleted whose spec did not change is let go even if it is malformed.
-pub fn pod_spec_unchanged(request: &AdmissionRequest) -> bool {
+pub(crate) fn pod_spec_unchanged(request: &AdmissionRequest) -> bool {
     if request.operation != "UPDATE" {
         return false;
     }
@@ -87,7 +87,7 @@ pub fn pod_spec_unchanged(request: &AdmissionRequest) -> bool {
 }
 
 /// Whether an UPDATE introduces no image that `oldObject` lacks.
-pub fn is_unchanged(request: &AdmissionRequest, extraction: &Extraction) -> bool {
+pub(crate) fn is_unchanged(request: &AdmissionRequest, extraction: &Extraction) -> bool {
     if request.operation != "UPDATE" {
         return false;
     }
@@ -105,7 +105,7 @@ pub fn is_unchanged(request: &AdmissionRequest, extraction: &Extraction) -> bool
 }
 
 /// Whether the namespace is out of scope, by its label.
-pub async fn namespace_out_of_scope(
+pub(crate) async fn namespace_out_of_scope(
     cluster: Option<&Cluster>,
     namespace: &str,
     mode: NamespaceMode,

@@ -8,7 +8,7 @@
 //! admission deadline instead, and a failed delivery turns the decision
 //! into a deny that says so.
 
-pub mod template;
+pub(crate) mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ struct Ready {
 
 /// Sends alerts.
 #[derive(Debug, Clone)]
-pub struct Alerter {
+pub(crate) struct Alerter {
     cluster: String,
     admit: Arc<Vec<Ready>>,
     reject: Arc<Vec<Ready>>,
@@ -46,16 +46,16 @@ pub struct Alerter {
 /// A synchronous delivery that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("alert to {url} failed: {reason}")]
-pub struct DeliveryError {
+pub(crate) struct DeliveryError {
     /// The receiver URL.
-    pub url: String,
+    pub(crate) url: String,
     /// Why.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl Alerter {
     /// Builds the alerter from the config (templates were checked at load).
-    pub fn new(config: &Alerting, metrics: GatewayMetrics) -> Result<Self, String> {
+    pub(crate) fn new(config: &Alerting, metrics: GatewayMetrics) -> Result<Self, String> {
         let ready = |list: &Option<crate::config::Receivers>| -> Result<Vec<Ready>, String> {
             list.iter()
                 .flat_map(|r| r.receivers.iter())
@@ -81,12 +81,12 @@ impl Alerter {
     }
 
     /// The cluster identifier, for contexts.
-    pub fn cluster(&self) -> &str {
+    pub(crate) fn cluster(&self) -> &str {
         &self.cluster
     }
 
     /// Whether any receiver listens for `event`.
-    pub fn wants(&self, event: &str) -> bool {
+    pub(crate) fn wants(&self, event: &str) -> bool {
         !self.receivers(event).is_empty()
     }
 
@@ -101,7 +101,11 @@ impl Alerter {
     /// Sends `ctx` (priority is set per receiver): synchronous receivers are
     /// awaited until `deadline`; the others are sent in the background.
     /// Returns the first synchronous failure.
-    pub async fn send(&self, ctx: AlertContext, deadline: Instant) -> Result<(), DeliveryError> {
+    pub(crate) async fn send(
+        &self,
+        ctx: AlertContext,
+        deadline: Instant,
+    ) -> Result<(), DeliveryError> {
         let mut first_error = None;
         for receiver in self.receivers(ctx.event) {
             let mut ctx = ctx.clone();

@@ -13,27 +13,27 @@ use serde_json::{Value, json};
 
 /// What an alert is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertContext {
+pub(crate) struct AlertContext {
     /// `admit` or `reject`.
-    pub event: &'static str,
+    pub(crate) event: &'static str,
     /// A one-paragraph summary (the deny lines, or "admitted").
-    pub message: String,
+    pub(crate) message: String,
     /// The images of the request.
-    pub images: Vec<String>,
+    pub(crate) images: Vec<String>,
     /// The namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The object's kind.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The object's name.
-    pub name: String,
+    pub(crate) name: String,
     /// The cluster identifier.
-    pub cluster: String,
+    pub(crate) cluster: String,
     /// The admission uid.
-    pub uid: String,
+    pub(crate) uid: String,
     /// RFC 3339 time of the decision.
-    pub timestamp: String,
+    pub(crate) timestamp: String,
     /// 1 (highest) … 5.
-    pub priority: u8,
+    pub(crate) priority: u8,
 }
 
 impl AlertContext {
@@ -67,7 +67,7 @@ impl AlertContext {
 
 /// A template: built-in or the text of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Template {
+pub(crate) enum Template {
     /// Slack incoming webhook.
     Slack,
     /// Opsgenie Alert API.
@@ -82,7 +82,7 @@ pub enum Template {
 
 impl Template {
     /// The template named in the config (built-in name, else a file path).
-    pub fn load(name: &str) -> Result<Self, String> {
+    pub(crate) fn load(name: &str) -> Result<Self, String> {
         Ok(match name {
             "slack" => Template::Slack,
             "opsgenie" => Template::Opsgenie,
@@ -95,7 +95,7 @@ impl Template {
     }
 
     /// Renders the payload, then merges `extra` top-level fields.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         ctx: &AlertContext,
         extra: &BTreeMap<String, Value>,
