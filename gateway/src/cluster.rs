@@ -7,23 +7,12 @@
 //! caller turns into "verify normally": nothing here can allow by itself.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 
-/// How to reach the API server.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ClusterSettings {
-    /// The API server URL; `None` means in-cluster (service account) or
-    /// kubeconfig discovery.
-    pub(crate) api_url: Option<String>,
-    /// CA bundle (PEM) of the API server, with `api_url`.
-    pub(crate) ca: Option<PathBuf>,
-    /// Bearer token file, with `api_url` (reloaded by kube when it changes).
-    pub(crate) token_file: Option<PathBuf>,
-}
+pub(crate) use portcullis_shared::kube_client::KubeSettings as ClusterSettings;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,33 +42,9 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Connects (lazily: no request is made here).
     pub(crate) async fn connect(settings: &ClusterSettings) -> Result<Self, ClusterError> {
-        let config = match &settings.api_url {
-            Some(url) => {
-                let uri: axum::http::Uri = url
-                    .parse()
-                    .map_err(|e| ClusterError::Api(format!("bad API URL {url}: {e}")))?;
-                let mut config = kube::Config::new(uri);
-                if let Some(ca) = &settings.ca {
-                    let pem = std::fs::read(ca)
-                        .map_err(|e| ClusterError::Api(format!("{}: {e}", ca.display())))?;
-                    let certs: Vec<Vec<u8>> = pem::parse_many(&pem)
-                        .map_err(|e| ClusterError::Api(format!("{}: {e}", ca.display())))?
-                        .into_iter()
-                        .map(|p| p.contents().to_vec())
-                        .collect();
-                    config.root_cert = Some(certs);
-                }
-                if let Some(token) = &settings.token_file {
-                    config.auth_info.token_file = Some(token.display().to_string());
-                }
-                config
-            }
-            None => kube::Config::infer()
-                .await
-                .map_err(|e| ClusterError::Api(e.to_string()))?,
-        };
-        let client =
-            kube::Client::try_from(config).map_err(|e| ClusterError::Api(e.to_string()))?;
+        let client = portcullis_shared::kube_client::connect(settings)
+            .await
+            .map_err(|e| ClusterError::Api(e.to_string()))?;
         Ok(Cluster {
             client,
             labels: moka::future::Cache::builder()

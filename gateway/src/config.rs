@@ -19,7 +19,6 @@
 //! file and the field.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -179,42 +178,12 @@ fn default_priority() -> u8 {
     3
 }
 
-/// A config error: `FILE: FIELD: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file.
-    pub file: String,
-    /// The field, or "".
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "config error in {}: {}", self.file, self.message)
-        } else {
-            write!(
-                f,
-                "config error in {}: {}: {}",
-                self.file, self.field, self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use portcullis_shared::config_error::ConfigError;
 
 /// Reads and validates a gateway config file.
 pub(crate) fn load_file(path: &Path) -> Result<GatewayConfig, ConfigError> {
-    let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: label.clone(),
-        field: String::new(),
-        message: format!("cannot read the file: {e}"),
-    })?;
-    parse_str(&text, &label)
+    let text = portcullis_shared::config_error::read_file(path)?;
+    parse_str(&text, &path.display().to_string())
 }
 
 /// Validates config text; `file` labels errors.
@@ -227,14 +196,10 @@ pub(crate) fn parse_str(text: &str, file: &str) -> Result<GatewayConfig, ConfigE
     let config: GatewayConfig = if text.trim().is_empty() {
         GatewayConfig::default()
     } else {
-        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(
-            |e| {
-                let path = e.path().to_string();
-                err(
-                    if path == "." { "" } else { &path },
-                    e.into_inner().to_string(),
-                )
-            },
+        portcullis_shared::config_error::deserialize_at(
+            serde_yaml_ng::Deserializer::from_str(text),
+            "",
+            file,
         )?
     };
     let lists = [

@@ -83,6 +83,27 @@ impl Target {
     }
 }
 
+/// Why a name could not be resolved, or the resolver set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// `--dns-server` cannot be used.
+    #[error("cannot set up a resolver for {server}: {message}")]
+    Setup {
+        /// The server given.
+        server: SocketAddr,
+        /// What failed.
+        message: String,
+    },
+    /// A lookup failed (not an empty answer: that is no addresses).
+    #[error("{name}: {message}")]
+    Lookup {
+        /// The name looked up.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+}
+
 /// Resolves names to addresses.
 #[derive(Debug, Clone)]
 pub(crate) enum NameResolver {
@@ -94,7 +115,7 @@ pub(crate) enum NameResolver {
 
 impl NameResolver {
     /// A resolver asking `server` (UDP), without caching.
-    pub(crate) fn server(server: SocketAddr) -> Result<Self, String> {
+    pub(crate) fn server(server: SocketAddr) -> Result<Self, DnsError> {
         let mut connection = ConnectionConfig::udp();
         connection.port = server.port();
         let ns = NameServerConfig::new(server.ip(), true, vec![connection]);
@@ -105,23 +126,30 @@ impl NameResolver {
         builder.options_mut().cache_size = 0;
         builder.options_mut().attempts = 1;
         builder.options_mut().timeout = Duration::from_secs(1);
-        Ok(NameResolver::Server(Arc::new(
-            builder.build().map_err(|e| e.to_string())?,
-        )))
+        Ok(NameResolver::Server(Arc::new(builder.build().map_err(
+            |e| DnsError::Setup {
+                server,
+                message: e.to_string(),
+            },
+        )?)))
     }
 
     /// The addresses of `name`, sorted.
-    pub(crate) async fn resolve(&self, name: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+    pub(crate) async fn resolve(&self, name: &str, port: u16) -> Result<Vec<IpAddr>, DnsError> {
+        let failed = |message: String| DnsError::Lookup {
+            name: name.to_string(),
+            message,
+        };
         let mut ips: Vec<IpAddr> = match self {
             NameResolver::System => tokio::net::lookup_host((name, port))
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| failed(e.to_string()))?
                 .map(|a| a.ip())
                 .collect(),
             NameResolver::Server(r) => match r.lookup_ip(name).await {
                 Ok(lookup) => lookup.iter().collect(),
                 Err(e) if e.is_no_records_found() => Vec::new(),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(failed(e.to_string())),
             },
         };
         ips.sort();
@@ -135,18 +163,14 @@ impl NameResolver {
 pub(crate) async fn resolve_all(
     targets: &[Target],
     resolver: &NameResolver,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, DnsError> {
     let mut urls = Vec::new();
     for target in targets {
         match target {
             Target::Static(url) => urls.push(url.clone()),
             Target::Dns { name, port, tls } => {
                 let scheme = if *tls { "https" } else { "http" };
-                for ip in resolver
-                    .resolve(name, *port)
-                    .await
-                    .map_err(|e| format!("{name}: {e}"))?
-                {
+                for ip in resolver.resolve(name, *port).await? {
                     let host = match ip {
                         IpAddr::V4(v4) => v4.to_string(),
                         IpAddr::V6(v6) => format!("[{v6}]"),

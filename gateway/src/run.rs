@@ -43,7 +43,7 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     /// An alert receiver cannot be set up.
     #[error("alerting: {0}")]
-    Alerting(String),
+    Alerting(#[from] crate::alerts::AlertSetupError),
     /// The audit log cannot be opened.
     #[error("auditLog.path {0}: {1}")]
     Audit(String, std::io::Error),
@@ -52,7 +52,7 @@ pub enum StartError {
     Target(#[from] TargetError),
     /// `--dns-server` is unusable.
     #[error("--dns-server: {0}")]
-    Dns(String),
+    Dns(#[from] crate::discovery::DnsError),
     /// An `https://` verifier was given without `--verifier-ca`.
     #[error(
         "--verifier-ca is required for https:// verifiers (the CA their certificates chain to)"
@@ -114,7 +114,7 @@ pub async fn run(
         return Err(StartError::Pool(crate::pool::PoolError::Empty));
     }
     let resolver = match cli.dns_server {
-        Some(server) => NameResolver::server(server).map_err(StartError::Dns)?,
+        Some(server) => NameResolver::server(server)?,
         None => NameResolver::System,
     };
     let settings = PoolSettings {
@@ -173,7 +173,7 @@ pub async fn run(
             deadline: Duration::from_millis(cli.deadline_ms),
             max_images: cli.max_images,
         },
-        alerter: Alerter::new(&config.alerting, metrics.clone()).map_err(StartError::Alerting)?,
+        alerter: Alerter::new(&config.alerting, metrics.clone())?,
         audit: AuditLog::open(&config.audit_log.path)
             .map_err(|e| StartError::Audit(config.audit_log.path.clone(), e))?,
         cluster,
@@ -229,26 +229,6 @@ pub async fn run(
         .map_err(StartError::Serve)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
-}
-
 /// Watches the verifier CA and client certificate files and swaps the
 /// pool's TLS settings when they change (certificate rotation).
 fn spawn_client_tls_reloader(cli: &Cli, pool: Arc<VerifierPool>) {
@@ -261,46 +241,23 @@ fn spawn_client_tls_reloader(cli: &Cli, pool: Arc<VerifierPool>) {
     .flatten()
     .cloned()
     .collect();
-    if files.is_empty() {
-        return;
-    }
-    let cli = cli.clone();
     let interval = Duration::from_millis(cli.tls_reload_interval_ms.max(100));
-    tokio::spawn(async move {
-        let stamp = |files: &[std::path::PathBuf]| -> Vec<Option<(std::time::SystemTime, u64)>> {
-            files
-                .iter()
-                .map(|f| {
-                    std::fs::metadata(f)
-                        .ok()
-                        .and_then(|m| Some((m.modified().ok()?, m.len())))
-                })
-                .collect()
-        };
-        let mut last = stamp(&files);
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let now = stamp(&files);
-            if now == last {
-                continue;
+    let cli = cli.clone();
+    portcullis_shared::watch::spawn(files, interval, move || match client_tls(&cli) {
+        Ok(Some(tls)) => match pool.replace_tls(tls) {
+            Ok(()) => {
+                tracing::info!("verifier client TLS reloaded");
+                true
             }
-            match client_tls(&cli) {
-                Ok(Some(tls)) => match pool.replace_tls(tls) {
-                    Ok(()) => {
-                        tracing::info!("verifier client TLS reloaded");
-                        last = now;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "verifier client TLS reload failed; keeping the old one")
-                    }
-                },
-                Ok(None) => last = now,
-                Err(e) => {
-                    tracing::warn!(error = %e, "verifier client TLS reload failed; keeping the old one")
-                }
+            Err(e) => {
+                tracing::warn!(error = %e, "verifier client TLS reload failed; keeping the old one");
+                false
             }
+        },
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "verifier client TLS reload failed; keeping the old one");
+            false
         }
     });
 }

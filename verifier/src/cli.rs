@@ -260,9 +260,9 @@ pub async fn run_verify(args: VerifyArgs) -> ExitCode {
     }
 }
 
-/// Why `serve` could not start.
+/// Why `serve` could not start (or stopped), naming the option at fault.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StartError {
+pub enum StartError {
     /// An option's file cannot be read.
     #[error("{option}: cannot read {path}: {source}")]
     Read {
@@ -281,6 +281,24 @@ pub(crate) enum StartError {
     /// Redis settings are unusable.
     #[error("--redis-url: {0}")]
     Redis(#[from] crate::cache::redis::L2Error),
+    /// The config file is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// A validator cannot be built from its config.
+    #[error("{0}")]
+    Build(#[from] crate::validators::BuildError),
+    /// `--pull-secrets` has no Kubernetes API.
+    #[error("--pull-secrets: {0}")]
+    PullSecrets(#[from] portcullis_shared::kube_client::KubeSetupError),
+    /// The serving certificate, key or client CA.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// `--metrics-listen` cannot be served.
+    #[error("--metrics-listen: {0}")]
+    Metrics(std::io::Error),
+    /// The gRPC server failed.
+    #[error("server: {0}")]
+    Serve(Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn read_option(option: &'static str, path: &std::path::Path) -> Result<Vec<u8>, StartError> {
@@ -342,7 +360,7 @@ pub(crate) async fn build_caches(
 }
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
-pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
     let config = config::load_file(&args.config)?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = VerifierMetrics::register(&mut registry);
@@ -354,14 +372,14 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
             ca: args.kube_ca.clone(),
             token_file: args.kube_token_file.clone(),
         };
-        let reader = crate::pull_secrets::PullSecrets::connect(&settings)
-            .await
-            .map_err(|e| format!("--pull-secrets: {e}"))?;
+        let reader = crate::pull_secrets::PullSecrets::connect(&settings).await?;
         engine = engine.with_pull_secrets(reader);
     }
     let engine = Arc::new(engine);
     if let Some(addr) = args.metrics_listen {
-        crate::server::serve_metrics(addr, Arc::new(registry)).await?;
+        crate::server::serve_metrics(addr, Arc::new(registry))
+            .await
+            .map_err(StartError::Metrics)?;
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::Reloading::start(
@@ -379,10 +397,10 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>
         engine,
         Duration::from_millis(args.default_deadline_ms),
         tls,
-        crate::server::shutdown_signal(),
+        portcullis_shared::startup::shutdown_signal(),
     )
     .await
-    .map_err(|e| e as Box<dyn std::error::Error>)
+    .map_err(StartError::Serve)
 }
 
 /// The cache HMAC key as given: the file's bytes (or the variable's), minus

@@ -145,10 +145,23 @@ impl VerifyError {
     }
 }
 
-/// The proto reason of a Notary error (by its stable code).
+/// The proto reason of a Notary error, by its typed code (exhaustive: a new
+/// code does not compile until it has a reason).
 fn notary_reason(e: &portcullis_notary_tuf::NotaryError) -> Reason {
-    Reason::from_str_name(&format!("REASON_{}", e.reason_code()))
-        .unwrap_or(Reason::SignatureInvalid)
+    use portcullis_notary_tuf::Code;
+    match e.code() {
+        Code::TrustDataNotFound => Reason::TrustDataNotFound,
+        Code::RootKeyMismatch => Reason::RootKeyMismatch,
+        Code::SignatureInvalid => Reason::SignatureInvalid,
+        Code::ThresholdNotMet => Reason::ThresholdNotMet,
+        Code::Expired => Reason::Expired,
+        Code::HashMismatch => Reason::HashMismatch,
+        Code::TrustDataRollback => Reason::TrustDataRollback,
+        Code::TagNotSigned => Reason::TagNotSigned,
+        Code::DelegationMissing => Reason::DelegationMissing,
+        Code::AmbiguousDigest => Reason::AmbiguousDigest,
+        Code::DigestMismatch => Reason::DigestMismatch,
+    }
 }
 
 /// The detail of a Notary error as the reason codes are documented:

@@ -32,7 +32,7 @@ mod verdict;
 pub use cache::redis::{L2, L2Error, Lease, RedisSettings};
 pub use cache::seal;
 pub use cache::{CachedVerdict, Caches, Computed, Sizing, Tiered, Ttls, verdict_key};
-pub use cli::{CacheArgs, Cli, Command, ServeArgs, VerifyArgs, run_serve, run_verify};
+pub use cli::{CacheArgs, Cli, Command, ServeArgs, StartError, VerifyArgs, run_serve, run_verify};
 pub use config::{Config, ConfigError, load_file, parse_str};
 pub use decision::{Engine, Outcome, Workload};
 pub use metrics::VerifierMetrics;

@@ -10,7 +10,6 @@
 //! (`Credential`'s Debug hides the password). A secret that cannot be read
 //! is skipped, so the registry's own answer (often 401) decides.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,15 +19,23 @@ use kube::Api;
 use crate::config::cosign::parse_docker_config;
 use crate::registry::Credentials;
 
-/// How to reach the API server.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct KubeSettings {
-    /// API server URL; `None`: in-cluster service account or kubeconfig.
-    pub(crate) api_url: Option<String>,
-    /// CA bundle (PEM) for `api_url`.
-    pub(crate) ca: Option<PathBuf>,
-    /// Bearer token file for `api_url`.
-    pub(crate) token_file: Option<PathBuf>,
+pub(crate) use portcullis_shared::kube_client::KubeSettings;
+
+/// Why a pull secret could not be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecretError {
+    /// The API did not answer in time.
+    #[error("the API did not answer in time")]
+    Timeout,
+    /// The API refused or failed.
+    #[error("kubernetes API: {0}")]
+    Api(String),
+    /// The secret holds no docker config.
+    #[error("secret {0} has neither .dockerconfigjson nor .dockercfg")]
+    NoDockerConfig(String),
+    /// The docker config does not parse.
+    #[error("{0}")]
+    DockerConfig(String),
 }
 
 /// Reads and caches pull secrets.
@@ -46,32 +53,11 @@ impl std::fmt::Debug for PullSecrets {
 
 impl PullSecrets {
     /// Connects (lazily).
-    pub(crate) async fn connect(settings: &KubeSettings) -> Result<Self, String> {
-        let config = match &settings.api_url {
-            Some(url) => {
-                let uri = url
-                    .parse()
-                    .map_err(|e| format!("--kube-api-url {url}: {e}"))?;
-                let mut config = kube::Config::new(uri);
-                if let Some(ca) = &settings.ca {
-                    let pem = std::fs::read(ca)
-                        .map_err(|e| format!("--kube-ca {}: {e}", ca.display()))?;
-                    let certs = pem::parse_many(&pem)
-                        .map_err(|e| format!("--kube-ca {}: {e}", ca.display()))?
-                        .into_iter()
-                        .map(|p| p.contents().to_vec())
-                        .collect();
-                    config.root_cert = Some(certs);
-                }
-                if let Some(token) = &settings.token_file {
-                    config.auth_info.token_file = Some(token.display().to_string());
-                }
-                config
-            }
-            None => kube::Config::infer().await.map_err(|e| e.to_string())?,
-        };
+    pub(crate) async fn connect(
+        settings: &KubeSettings,
+    ) -> Result<Self, portcullis_shared::kube_client::KubeSetupError> {
         Ok(PullSecrets {
-            client: kube::Client::try_from(config).map_err(|e| e.to_string())?,
+            client: portcullis_shared::kube_client::connect(settings).await?,
             cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
@@ -107,24 +93,22 @@ impl PullSecrets {
         out
     }
 
-    async fn read(&self, namespace: &str, name: &str) -> Result<Credentials, String> {
+    async fn read(&self, namespace: &str, name: &str) -> Result<Credentials, SecretError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = tokio::time::timeout(Duration::from_secs(2), api.get(name))
             .await
-            .map_err(|_| "the API did not answer in time".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| SecretError::Timeout)?
+            .map_err(|e| SecretError::Api(e.to_string()))?;
         let data = secret.data.unwrap_or_default();
         let label = format!("secret {namespace}/{name}");
         if let Some(json) = data.get(".dockerconfigjson") {
-            return parse_docker_config(&json.0, &label);
+            return parse_docker_config(&json.0, &label).map_err(SecretError::DockerConfig);
         }
         if let Some(legacy) = data.get(".dockercfg") {
             // The legacy format is the `auths` map itself.
             let wrapped = [b"{\"auths\":".as_slice(), &legacy.0, b"}"].concat();
-            return parse_docker_config(&wrapped, &label);
+            return parse_docker_config(&wrapped, &label).map_err(SecretError::DockerConfig);
         }
-        Err(format!(
-            "{label} has neither .dockerconfigjson nor .dockercfg"
-        ))
+        Err(SecretError::NoDockerConfig(format!("{namespace}/{name}")))
     }
 }

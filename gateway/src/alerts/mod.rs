@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::{Alerting, Receiver};
 use crate::metrics::GatewayMetrics;
-use template::{AlertContext, Template};
+use template::{AlertContext, Template, TemplateError};
 
 /// How long one delivery may take when asynchronous.
 const ASYNC_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,23 +50,56 @@ pub(crate) struct DeliveryError {
     /// The receiver URL.
     pub(crate) url: String,
     /// Why.
-    pub(crate) reason: String,
+    pub(crate) reason: Failure,
+}
+
+/// Why one delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Failure {
+    /// The payload could not be rendered.
+    #[error("{0}")]
+    Render(#[from] TemplateError),
+    /// The receiver could not be reached.
+    #[error("{0}")]
+    Transport(String),
+    /// The receiver answered with an error status.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// No answer before the admission deadline (synchronous receivers).
+    #[error("no answer before the admission deadline")]
+    Deadline,
+    /// No answer in time (asynchronous receivers).
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Why the alerter cannot be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertSetupError {
+    /// A receiver's template.
+    #[error("{0}")]
+    Template(String),
+    /// The HTTP client.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
 }
 
 impl Alerter {
     /// Builds the alerter from the config (templates were checked at load).
-    pub(crate) fn new(config: &Alerting, metrics: GatewayMetrics) -> Result<Self, String> {
-        let ready = |list: &Option<crate::config::Receivers>| -> Result<Vec<Ready>, String> {
-            list.iter()
-                .flat_map(|r| r.receivers.iter())
-                .map(|r| {
-                    Ok(Ready {
-                        template: Template::load(&r.template)?,
-                        config: r.clone(),
+    pub(crate) fn new(config: &Alerting, metrics: GatewayMetrics) -> Result<Self, AlertSetupError> {
+        let ready =
+            |list: &Option<crate::config::Receivers>| -> Result<Vec<Ready>, AlertSetupError> {
+                list.iter()
+                    .flat_map(|r| r.receivers.iter())
+                    .map(|r| {
+                        Ok(Ready {
+                            template: Template::load(&r.template)
+                                .map_err(|e| AlertSetupError::Template(e.to_string()))?,
+                            config: r.clone(),
+                        })
                     })
-                })
-                .collect()
-        };
+                    .collect()
+            };
         Ok(Alerter {
             cluster: config.cluster_identifier.clone(),
             admit: Arc::new(ready(&config.admit_request)?),
@@ -74,7 +107,7 @@ impl Alerter {
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(2))
                 .build()
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| AlertSetupError::Http(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             metrics,
         })
@@ -114,7 +147,7 @@ impl Alerter {
                 let timeout = deadline.saturating_duration_since(Instant::now());
                 let result = tokio::time::timeout(timeout, deliver(&self.http, receiver, &ctx))
                     .await
-                    .unwrap_or_else(|_| Err("no answer before the admission deadline".to_string()));
+                    .unwrap_or(Err(Failure::Deadline));
                 self.count(ctx.event, &result);
                 if let Err(reason) = result
                     && first_error.is_none()
@@ -143,7 +176,7 @@ impl Alerter {
                     let result =
                         tokio::time::timeout(ASYNC_TIMEOUT, deliver(&http, &receiver, &ctx))
                             .await
-                            .unwrap_or_else(|_| Err("timed out".to_string()));
+                            .unwrap_or(Err(Failure::Timeout));
                     if let Err(e) = &result {
                         tracing::warn!(receiver = %receiver.config.receiver_url, error = %e, "alert delivery failed");
                     }
@@ -155,7 +188,7 @@ impl Alerter {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn count(&self, event: &str, result: &Result<(), String>) {
+    fn count(&self, event: &str, result: &Result<(), Failure>) {
         self.metrics
             .alerts
             .get_or_create(&vec![
@@ -173,7 +206,7 @@ async fn deliver(
     http: &reqwest::Client,
     receiver: &Ready,
     ctx: &AlertContext,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let payload = receiver
         .template
         .render(ctx, &receiver.config.payload_fields)?;
@@ -183,10 +216,13 @@ async fn deliver(
             request = request.header(name.trim(), value.trim());
         }
     }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Failure::Transport(e.to_string()))?;
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(format!("HTTP {}", response.status().as_u16()))
+        Err(Failure::Status(response.status().as_u16()))
     }
 }

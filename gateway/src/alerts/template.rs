@@ -80,17 +80,36 @@ pub(crate) enum Template {
     Custom(String),
 }
 
+/// Why a template cannot be loaded or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TemplateError {
+    /// The custom template file cannot be read.
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The rendered custom template is not JSON.
+    #[error("the rendered template is not JSON: {0}")]
+    NotJson(String),
+}
+
 impl Template {
     /// The template named in the config (built-in name, else a file path).
-    pub(crate) fn load(name: &str) -> Result<Self, String> {
+    pub(crate) fn load(name: &str) -> Result<Self, TemplateError> {
         Ok(match name {
             "slack" => Template::Slack,
             "opsgenie" => Template::Opsgenie,
             "teams" => Template::Teams,
             "generic" => Template::Generic,
-            path => {
-                Template::Custom(std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?)
-            }
+            path => Template::Custom(std::fs::read_to_string(path).map_err(|e| {
+                TemplateError::Read {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                }
+            })?),
         })
     }
 
@@ -99,7 +118,7 @@ impl Template {
         &self,
         ctx: &AlertContext,
         extra: &BTreeMap<String, Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, TemplateError> {
         let mut payload = match self {
             Template::Slack => json!({
                 "text": format!("*{}*\n{}", ctx.title(), ctx.message),
@@ -139,12 +158,12 @@ impl Template {
             Template::Custom(text) => {
                 let mut out = text.clone();
                 for (name, value) in ctx.variables() {
-                    let escaped = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+                    // A string always serialises.
+                    let escaped = serde_json::to_string(&value).unwrap_or_else(|_| "\"\"".into());
                     let inner = &escaped[1..escaped.len() - 1];
                     out = out.replace(&format!("{{{{{name}}}}}"), inner);
                 }
-                serde_json::from_str(&out)
-                    .map_err(|e| format!("the rendered template is not JSON: {e}"))?
+                serde_json::from_str(&out).map_err(|e| TemplateError::NotJson(e.to_string()))?
             }
         };
         if let Value::Object(map) = &mut payload {

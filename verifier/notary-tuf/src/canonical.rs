@@ -42,24 +42,38 @@ use base64::engine::general_purpose::STANDARD;
 /// Fails for floating-point numbers (as OLPC canonical JSON requires) and for
 /// values whose canonical form does not read back as the same value (see the
 /// module documentation).
-pub fn canonicalize(value: &Value) -> Result<Vec<u8>, String> {
+pub fn canonicalize(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(1024);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, CanonicalFormatter::new());
     value
         .serialize(&mut ser)
-        .map_err(|e| format!("cannot canonicalise: {e}"))?;
-    let reread: Value = serde_json::from_slice(&out)
-        .map_err(|e| format!("canonical form does not re-parse: {e}"))?;
+        .map_err(|e| CanonicalError::Serialize(e.to_string()))?;
+    let reread: Value =
+        serde_json::from_slice(&out).map_err(|e| CanonicalError::Reparse(e.to_string()))?;
     if &reread != value {
-        return Err("a string changes under canonicalisation (not in Unicode NFC)".to_owned());
+        return Err(CanonicalError::NotNfc);
     }
     Ok(out)
+}
+
+/// Why a value has no canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CanonicalError {
+    /// OLPC canonical JSON refuses it (floating-point numbers).
+    #[error("cannot canonicalise: {0}")]
+    Serialize(String),
+    /// The canonical bytes do not read back.
+    #[error("canonical form does not re-parse: {0}")]
+    Reparse(String),
+    /// A string changes under canonicalisation (not in Unicode NFC).
+    #[error("a string changes under canonicalisation (not in Unicode NFC)")]
+    NotNfc,
 }
 
 /// The canonical JSON of a TUF public key object as Notary hashes it for its
 /// key id: `{"keytype":T,"keyval":{"private":null,"public":B64}}` where `B64`
 /// is the standard base64 (with padding) of the public key bytes.
-pub fn key_object_bytes(keytype: &str, public: &[u8]) -> Result<Vec<u8>, String> {
+pub fn key_object_bytes(keytype: &str, public: &[u8]) -> Result<Vec<u8>, CanonicalError> {
     let obj = serde_json::json!({
         "keytype": keytype,
         "keyval": { "private": null, "public": STANDARD.encode(public) },

@@ -174,18 +174,24 @@ impl NotaryError {
     /// [`NotaryError::Malformed`] maps to `SIGNATURE_INVALID` and
     /// [`NotaryError::CertificateNotValid`] to `EXPIRED`.
     pub fn reason_code(&self) -> &'static str {
+        self.code().as_str()
+    }
+
+    /// The stable reason code, typed: callers map it to their own codes
+    /// with an exhaustive `match`, never by parsing the string.
+    pub fn code(&self) -> Code {
         match self {
-            Self::TrustDataNotFound { .. } => "TRUST_DATA_NOT_FOUND",
-            Self::RootKeyMismatch { .. } => "ROOT_KEY_MISMATCH",
-            Self::SignatureInvalid { .. } | Self::Malformed { .. } => "SIGNATURE_INVALID",
-            Self::ThresholdNotMet { .. } => "THRESHOLD_NOT_MET",
-            Self::Expired { .. } | Self::CertificateNotValid { .. } => "EXPIRED",
-            Self::HashMismatch { .. } => "HASH_MISMATCH",
-            Self::TrustDataRollback { .. } => "TRUST_DATA_ROLLBACK",
-            Self::TagNotSigned { .. } => "TAG_NOT_SIGNED",
-            Self::DelegationMissing { .. } => "DELEGATION_MISSING",
-            Self::AmbiguousDigest { .. } => "AMBIGUOUS_DIGEST",
-            Self::DigestMismatch { .. } => "DIGEST_MISMATCH",
+            Self::TrustDataNotFound { .. } => Code::TrustDataNotFound,
+            Self::RootKeyMismatch { .. } => Code::RootKeyMismatch,
+            Self::SignatureInvalid { .. } | Self::Malformed { .. } => Code::SignatureInvalid,
+            Self::ThresholdNotMet { .. } => Code::ThresholdNotMet,
+            Self::Expired { .. } | Self::CertificateNotValid { .. } => Code::Expired,
+            Self::HashMismatch { .. } => Code::HashMismatch,
+            Self::TrustDataRollback { .. } => Code::TrustDataRollback,
+            Self::TagNotSigned { .. } => Code::TagNotSigned,
+            Self::DelegationMissing { .. } => Code::DelegationMissing,
+            Self::AmbiguousDigest { .. } => Code::AmbiguousDigest,
+            Self::DigestMismatch { .. } => Code::DigestMismatch,
         }
     }
 
@@ -236,7 +242,60 @@ impl NotaryError {
     }
 }
 
+/// A key listed in TUF metadata that cannot be used: an unsupported type,
+/// or material that does not match its `keytype`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unusable TUF key: {0}")]
+pub struct KeyError(pub String);
+
 /// A pinned key (or certificate) that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid pinned key: {0}")]
 pub struct KeyParseError(pub String);
+
+/// The stable reason codes of [`NotaryError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// `TRUST_DATA_NOT_FOUND`: the server has no trust data for the GUN.
+    TrustDataNotFound,
+    /// `ROOT_KEY_MISMATCH`: the pinned key is not a root key of the GUN.
+    RootKeyMismatch,
+    /// `SIGNATURE_INVALID`: a role's signatures do not verify (or it is
+    /// malformed).
+    SignatureInvalid,
+    /// `THRESHOLD_NOT_MET`: too few of a role's keys signed.
+    ThresholdNotMet,
+    /// `EXPIRED`: a role (or a root certificate) is expired.
+    Expired,
+    /// `HASH_MISMATCH`: a role's bytes do not match its listed hash/length.
+    HashMismatch,
+    /// `TRUST_DATA_ROLLBACK`: a role's version is older than one seen.
+    TrustDataRollback,
+    /// `TAG_NOT_SIGNED`: the tag is not a signed target.
+    TagNotSigned,
+    /// `DELEGATION_MISSING`: a required delegation does not sign the tag.
+    DelegationMissing,
+    /// `AMBIGUOUS_DIGEST`: required delegations sign different digests.
+    AmbiguousDigest,
+    /// `DIGEST_MISMATCH`: the tag is signed for another digest.
+    DigestMismatch,
+}
+
+impl Code {
+    /// The code as written in deny messages, e.g. `HASH_MISMATCH`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::TrustDataNotFound => "TRUST_DATA_NOT_FOUND",
+            Code::RootKeyMismatch => "ROOT_KEY_MISMATCH",
+            Code::SignatureInvalid => "SIGNATURE_INVALID",
+            Code::ThresholdNotMet => "THRESHOLD_NOT_MET",
+            Code::Expired => "EXPIRED",
+            Code::HashMismatch => "HASH_MISMATCH",
+            Code::TrustDataRollback => "TRUST_DATA_ROLLBACK",
+            Code::TagNotSigned => "TAG_NOT_SIGNED",
+            Code::DelegationMissing => "DELEGATION_MISSING",
+            Code::AmbiguousDigest => "AMBIGUOUS_DIGEST",
+            Code::DigestMismatch => "DIGEST_MISMATCH",
+        }
+    }
+}

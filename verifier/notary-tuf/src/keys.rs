@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
 
 use super::canonical;
-use super::error::KeyParseError;
+use super::error::{KeyError, KeyParseError};
 use super::model::KeyJson;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -83,7 +83,11 @@ pub struct TufKey {
 impl TufKey {
     /// Parse a key object. Fails for unsupported key types and for key
     /// material that does not match its `keytype`.
-    pub fn parse(json: &KeyJson) -> Result<TufKey, String> {
+    pub fn parse(json: &KeyJson) -> Result<TufKey, KeyError> {
+        Self::parse_object(json).map_err(KeyError)
+    }
+
+    fn parse_object(json: &KeyJson) -> Result<TufKey, String> {
         let public = STANDARD
             .decode(json.keyval.public.as_bytes())
             .map_err(|e| format!("keyval.public is not base64: {e}"))?;

@@ -81,7 +81,8 @@ pub mod keys;
 pub mod model;
 pub mod verify;
 
-pub use error::{KeyParseError, NotaryError};
+pub use canonical::CanonicalError;
+pub use error::{Code, KeyError, KeyParseError, NotaryError};
 pub use keys::PinnedKey;
 pub use verify::{
     DelegationStatus, RoleBytes, RoleVersions, SignedTarget, TargetQuery, TrustedRoot,

@@ -1113,7 +1113,8 @@ fn parse_doc<T: DeserializeOwned>(role: &str, bytes: &[u8]) -> Result<Doc<T>, No
     require_bytes(role, bytes)?;
     let env: Envelope = serde_json::from_slice(bytes)
         .map_err(|e| NotaryError::malformed(role, format!("not valid metadata JSON: {e}")))?;
-    let canonical = canonicalize(&env.signed).map_err(|e| NotaryError::malformed(role, e))?;
+    let canonical =
+        canonicalize(&env.signed).map_err(|e| NotaryError::malformed(role, e.to_string()))?;
     let signed: T = serde_json::from_value(env.signed)
         .map_err(|e| NotaryError::malformed(role, format!("invalid signed part: {e}")))?;
     Ok(Doc {

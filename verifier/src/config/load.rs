@@ -1,11 +1,9 @@
 //! Reading and validating the config file.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 use sha2::{Digest, Sha256};
 
@@ -15,43 +13,13 @@ use super::notary;
 use crate::policy::RuleOptions;
 use crate::policy::{Pattern, Policy, Rule};
 
-/// A config error, reported as `FILE: FIELD: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The config file (or a label for in-memory text).
-    pub file: String,
-    /// The offending field, e.g. `validators[1].trustRoots[0].key`, or ""
-    /// for errors about the whole document.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "config error in {}: {}", self.file, self.message)
-        } else {
-            write!(
-                f,
-                "config error in {}: {}: {}",
-                self.file, self.field, self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use portcullis_shared::config_error::ConfigError;
+use portcullis_shared::config_error::deserialize_at;
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: label.clone(),
-        field: String::new(),
-        message: format!("cannot read the file: {e}"),
-    })?;
-    parse_str(&text, &label)
+    let text = portcullis_shared::config_error::read_file(path)?;
+    parse_str(&text, &path.display().to_string())
 }
 
 /// Validates config text; `file` labels errors.
@@ -288,8 +256,8 @@ fn check_cosign_options(
     options: &RuleOptions,
     spec: &cosign::CosignSpec,
 ) -> Result<(), (String, String)> {
-    let selected =
-        cosign_selected_roots(options, spec).map_err(|m| ("trustRoot".to_string(), m))?;
+    let selected = cosign_selected_roots(options, spec)
+        .map_err(|e| ("trustRoot".to_string(), e.to_string()))?;
     if let Some(required) = &options.required {
         for (i, name) in required.iter().enumerate() {
             if !selected.contains(&name.as_str()) {
@@ -336,41 +304,29 @@ fn check_cosign_options(
 pub(crate) fn cosign_selected_roots<'a>(
     options: &RuleOptions,
     spec: &'a cosign::CosignSpec,
-) -> Result<Vec<&'a str>, String> {
+) -> Result<Vec<&'a str>, RootSelectionError> {
     match options.trust_root.as_deref() {
         Some("*") => Ok(spec.trust_roots.iter().map(|r| r.name.as_str()).collect()),
         Some(name) => spec
             .root(name)
             .map(|r| vec![r.name.as_str()])
-            .ok_or_else(|| format!("no trust root named `{name}`")),
+            .ok_or_else(|| RootSelectionError::NoSuchRoot(name.to_string())),
         None => spec
             .root("default")
             .map(|r| vec![r.name.as_str()])
-            .ok_or_else(|| "no `trustRoot` given and no trust root is named `default`".to_string()),
+            .ok_or(RootSelectionError::NoDefault),
     }
 }
 
-/// Deserializes with the error's path prefixed by `at`.
-fn deserialize_at<'de, D, T>(deserializer: D, at: &str, file: &str) -> Result<T, ConfigError>
-where
-    D: serde::Deserializer<'de>,
-    D::Error: fmt::Display,
-    T: DeserializeOwned,
-{
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let field = match (at.is_empty(), path == ".") {
-            (true, true) => String::new(),
-            (true, false) => path,
-            (false, true) => at.to_string(),
-            (false, false) => format!("{at}.{path}"),
-        };
-        ConfigError {
-            file: file.to_string(),
-            field,
-            message: e.into_inner().to_string(),
-        }
-    })
+/// A rule names trust roots its validator does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RootSelectionError {
+    /// `trustRoot: NAME` names no root.
+    #[error("no trust root named `{0}`")]
+    NoSuchRoot(String),
+    /// No `trustRoot` and no root called `default`.
+    #[error("no `trustRoot` given and no trust root is named `default`")]
+    NoDefault,
 }
 
 /// SHA-256 of the canonical JSON (sorted keys) of a YAML value.

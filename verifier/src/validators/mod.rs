@@ -115,12 +115,13 @@ pub(crate) trait Validator: Send + Sync + std::fmt::Debug {
 
 /// A validator that cannot be built (reported at start-up).
 #[derive(Debug, thiserror::Error)]
-#[error("validator `{name}`: {reason}")]
+#[error("validator `{name}`: {source}")]
 pub struct BuildError {
     /// The validator's name.
     pub name: String,
-    /// Why.
-    pub reason: String,
+    /// Why: the validator type's own error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// What building a validator may use: metrics and the caches' stores.
@@ -134,9 +135,9 @@ async fn build(
     config: &ValidatorConfig,
     env: &BuildEnv<'_>,
 ) -> Result<Box<dyn Validator>, BuildError> {
-    let err = |reason: String| BuildError {
+    let err = |source: Box<dyn std::error::Error + Send + Sync>| BuildError {
         name: config.name.clone(),
-        reason,
+        source,
     };
     Ok(match &config.kind {
         ValidatorKind::Static { approve } => {
@@ -145,10 +146,10 @@ async fn build(
         ValidatorKind::Cosign(spec) => Box::new(
             cosign::CosignValidator::new(spec, env)
                 .await
-                .map_err(|e| err(e.to_string()))?,
+                .map_err(|e| err(Box::new(e)))?,
         ),
         ValidatorKind::NotaryV1(spec) => {
-            Box::new(notary::NotaryValidator::new(spec, env).map_err(|e| err(e.to_string()))?)
+            Box::new(notary::NotaryValidator::new(spec, env).map_err(|e| err(Box::new(e)))?)
         }
     })
 }

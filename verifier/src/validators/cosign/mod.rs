@@ -187,7 +187,8 @@ impl CosignValidator {
         extra: Option<&Credentials>,
     ) -> Result<Verified, VerifyError> {
         let digest = digest.to_string();
-        let selected = cosign_selected_roots(options, &self.spec).map_err(VerifyError::Internal)?;
+        let selected = cosign_selected_roots(options, &self.spec)
+            .map_err(|e| VerifyError::Internal(e.to_string()))?;
         let roots: Vec<&TrustRoot> = selected.iter().filter_map(|n| self.spec.root(n)).collect();
         let with_attestations = options.attestations.as_ref().is_some_and(|a| !a.is_empty());
         let found = discover::discover(
