@@ -15,6 +15,9 @@
 //! Every key and certificate is parsed at load time; an error names the
 //! field.
 
+use super::model::{RuleOptionsCheck, ValidatorKind};
+use crate::policy::RuleOptions;
+use portcullis_shared::config_error::{ConfigError, deserialize_at};
 use std::collections::HashMap;
 
 use regex::Regex;
@@ -522,6 +525,114 @@ pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldErro
             sigstore,
         },
     ))
+}
+
+/// Parses a `type: cosign` entry (at `at` of `file`).
+pub(crate) fn parse(
+    value: serde_yaml_ng::Value,
+    at: &str,
+    file: &str,
+) -> Result<(String, ValidatorKind), ConfigError> {
+    let raw: RawCosign = deserialize_at(value, at, file)?;
+    let (name, spec) =
+        validate(raw).map_err(|(f, m)| ConfigError::new(file, &format!("{at}.{f}"), m))?;
+    Ok((name, ValidatorKind::Cosign(Box::new(spec))))
+}
+
+impl RuleOptionsCheck for CosignSpec {
+    fn type_name(&self) -> &'static str {
+        "cosign"
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &[
+            "trustRoot",
+            "threshold",
+            "required",
+            "verifyInTransparencyLog",
+            "attestations",
+        ]
+    }
+
+    fn check_rule(&self, options: &RuleOptions) -> Result<(), (String, String)> {
+        check_cosign_options(options, self)
+    }
+}
+
+/// Checks that a cosign rule's trust roots, threshold, required signers and
+/// attestations refer to roots that exist and can be satisfied.
+fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), (String, String)> {
+    let selected = cosign_selected_roots(options, spec)
+        .map_err(|e| ("trustRoot".to_string(), e.to_string()))?;
+    if let Some(required) = &options.required {
+        for (i, name) in required.iter().enumerate() {
+            if !selected.contains(&name.as_str()) {
+                return Err((
+                    format!("required[{i}]"),
+                    format!(
+                        "`{name}` is not among the rule's trust roots ({})",
+                        selected.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(threshold) = options.threshold
+        && (threshold == 0 || threshold as usize > selected.len())
+    {
+        return Err((
+            "threshold".to_string(),
+            format!(
+                "must be between 1 and the number of selected trust roots ({})",
+                selected.len()
+            ),
+        ));
+    }
+    if let Some(attestations) = &options.attestations {
+        for (i, a) in attestations.iter().enumerate() {
+            if let Some(root) = &a.trust_root
+                && root != "*"
+                && spec.root(root).is_none()
+            {
+                return Err((
+                    format!("attestations[{i}].trustRoot"),
+                    format!("no trust root named `{root}`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names of the trust roots a cosign rule selects: `trustRoot: "*"`
+/// means all, a name means that one, and no `trustRoot` means the root
+/// named `default`.
+pub(crate) fn cosign_selected_roots<'a>(
+    options: &RuleOptions,
+    spec: &'a CosignSpec,
+) -> Result<Vec<&'a str>, RootSelectionError> {
+    match options.trust_root.as_deref() {
+        Some("*") => Ok(spec.trust_roots.iter().map(|r| r.name.as_str()).collect()),
+        Some(name) => spec
+            .root(name)
+            .map(|r| vec![r.name.as_str()])
+            .ok_or_else(|| RootSelectionError::NoSuchRoot(name.to_string())),
+        None => spec
+            .root("default")
+            .map(|r| vec![r.name.as_str()])
+            .ok_or(RootSelectionError::NoDefault),
+    }
+}
+
+/// A rule names trust roots its validator does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RootSelectionError {
+    /// `trustRoot: NAME` names no root.
+    #[error("no trust root named `{0}`")]
+    NoSuchRoot(String),
+    /// No `trustRoot` and no root called `default`.
+    #[error("no `trustRoot` given and no trust root is named `default`")]
+    NoDefault,
 }
 
 #[cfg(test)]

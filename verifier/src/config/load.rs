@@ -10,11 +10,23 @@ use sha2::{Digest, Sha256};
 use super::cosign;
 use super::model::{Config, ValidatorConfig, ValidatorKind};
 use super::notary;
+use super::static_rule;
 use crate::policy::RuleOptions;
 use crate::policy::{Pattern, Policy, Rule};
 
 pub use portcullis_shared::config_error::ConfigError;
 use portcullis_shared::config_error::deserialize_at;
+
+/// A validator type's config parser: the entry at `at` of `file`, into
+/// its name and settings.
+type Parser = fn(Value, &str, &str) -> Result<(String, ValidatorKind), ConfigError>;
+
+/// The validator types, by their `type:` name: one line per type.
+const PARSERS: &[(&str, Parser)] = &[
+    ("static", static_rule::parse),
+    ("cosign", cosign::parse),
+    ("notaryv1", notary::parse),
+];
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
@@ -125,15 +137,6 @@ struct RawRule {
     with: Option<RuleOptions>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStatic {
-    name: String,
-    #[serde(rename = "type")]
-    _type: String,
-    approve: bool,
-}
-
 fn parse_validator(value: Value, at: &str, file: &str) -> Result<ValidatorConfig, ConfigError> {
     let err = |field: String, message: String| ConfigError {
         file: file.to_string(),
@@ -154,35 +157,17 @@ fn parse_validator(value: Value, at: &str, file: &str) -> Result<ValidatorConfig
         }
     };
     let fingerprint = value_fingerprint(&value);
-    let (name, kind) = match type_name.as_str() {
-        "static" => {
-            let raw: RawStatic = deserialize_at(value, at, file)?;
-            (
-                raw.name,
-                ValidatorKind::Static {
-                    approve: raw.approve,
-                },
-            )
-        }
-        "cosign" => {
-            let raw: cosign::RawCosign = deserialize_at(value, at, file)?;
-            let (name, spec) =
-                cosign::validate(raw).map_err(|(f, m)| err(format!("{at}.{f}"), m))?;
-            (name, ValidatorKind::Cosign(Box::new(spec)))
-        }
-        "notaryv1" => {
-            let raw: notary::RawNotary = deserialize_at(value, at, file)?;
-            let (name, spec) =
-                notary::validate(raw).map_err(|(f, m)| err(format!("{at}.{f}"), m))?;
-            (name, ValidatorKind::NotaryV1(Box::new(spec)))
-        }
-        other => {
-            return Err(err(
-                format!("{at}.type"),
-                format!("unknown validator type `{other}` (supported: static, cosign, notaryv1)"),
-            ));
-        }
+    let Some((_, parse)) = PARSERS.iter().find(|(t, _)| *t == type_name) else {
+        let supported: Vec<&str> = PARSERS.iter().map(|(t, _)| *t).collect();
+        return Err(err(
+            format!("{at}.type"),
+            format!(
+                "unknown validator type `{type_name}` (supported: {})",
+                supported.join(", ")
+            ),
+        ));
     };
+    let (name, kind) = parse(value, at, file)?;
     if name.is_empty() {
         return Err(err(format!("{at}.name"), "the name is empty".to_string()));
     }
@@ -193,8 +178,8 @@ fn parse_validator(value: Value, at: &str, file: &str) -> Result<ValidatorConfig
     })
 }
 
-/// Rejects `with` options that the validator type does not use. Returns the
-/// field and the message.
+/// Rejects `with` options that the validator type does not use, then lets
+/// the type check the rest. Returns the field and the message.
 fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (String, String)> {
     let set: Vec<&str> = [
         ("trustRoot", options.trust_root.is_some()),
@@ -210,123 +195,17 @@ fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (Str
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
     .collect();
-    let allowed: &[&str] = match kind {
-        ValidatorKind::Static { .. } => &[],
-        ValidatorKind::Cosign(_) => &[
-            "trustRoot",
-            "threshold",
-            "required",
-            "verifyInTransparencyLog",
-            "attestations",
-        ],
-        ValidatorKind::NotaryV1(_) => &["trustRoot", "delegations"],
-    };
-    if let Some(name) = set.iter().find(|name| !allowed.contains(name)) {
+    let spec = kind.spec();
+    if let Some(name) = set.iter().find(|name| !spec.options().contains(name)) {
         return Err((
             name.to_string(),
             format!(
                 "option `{name}` does not apply to a `{}` validator",
-                kind.type_name()
+                spec.type_name()
             ),
         ));
     }
-    match kind {
-        ValidatorKind::Static { .. } => Ok(()),
-        ValidatorKind::Cosign(spec) => check_cosign_options(options, spec),
-        ValidatorKind::NotaryV1(spec) => {
-            let name = options.trust_root.as_deref().unwrap_or("default");
-            match spec.root(name) {
-                Some(_) => Ok(()),
-                None if options.trust_root.is_none() => Err((
-                    "trustRoot".to_string(),
-                    "no `trustRoot` given and no trust root is named `default`".to_string(),
-                )),
-                None => Err((
-                    "trustRoot".to_string(),
-                    format!("no trust root named `{name}`"),
-                )),
-            }
-        }
-    }
-}
-
-/// Checks that a cosign rule's trust roots, threshold, required signers and
-/// attestations refer to roots that exist and can be satisfied.
-fn check_cosign_options(
-    options: &RuleOptions,
-    spec: &cosign::CosignSpec,
-) -> Result<(), (String, String)> {
-    let selected = cosign_selected_roots(options, spec)
-        .map_err(|e| ("trustRoot".to_string(), e.to_string()))?;
-    if let Some(required) = &options.required {
-        for (i, name) in required.iter().enumerate() {
-            if !selected.contains(&name.as_str()) {
-                return Err((
-                    format!("required[{i}]"),
-                    format!(
-                        "`{name}` is not among the rule's trust roots ({})",
-                        selected.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(threshold) = options.threshold
-        && (threshold == 0 || threshold as usize > selected.len())
-    {
-        return Err((
-            "threshold".to_string(),
-            format!(
-                "must be between 1 and the number of selected trust roots ({})",
-                selected.len()
-            ),
-        ));
-    }
-    if let Some(attestations) = &options.attestations {
-        for (i, a) in attestations.iter().enumerate() {
-            if let Some(root) = &a.trust_root
-                && root != "*"
-                && spec.root(root).is_none()
-            {
-                return Err((
-                    format!("attestations[{i}].trustRoot"),
-                    format!("no trust root named `{root}`"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The names of the trust roots a cosign rule selects: `trustRoot: "*"`
-/// means all, a name means that one, and no `trustRoot` means the root
-/// named `default`.
-pub(crate) fn cosign_selected_roots<'a>(
-    options: &RuleOptions,
-    spec: &'a cosign::CosignSpec,
-) -> Result<Vec<&'a str>, RootSelectionError> {
-    match options.trust_root.as_deref() {
-        Some("*") => Ok(spec.trust_roots.iter().map(|r| r.name.as_str()).collect()),
-        Some(name) => spec
-            .root(name)
-            .map(|r| vec![r.name.as_str()])
-            .ok_or_else(|| RootSelectionError::NoSuchRoot(name.to_string())),
-        None => spec
-            .root("default")
-            .map(|r| vec![r.name.as_str()])
-            .ok_or(RootSelectionError::NoDefault),
-    }
-}
-
-/// A rule names trust roots its validator does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum RootSelectionError {
-    /// `trustRoot: NAME` names no root.
-    #[error("no trust root named `{0}`")]
-    NoSuchRoot(String),
-    /// No `trustRoot` and no root called `default`.
-    #[error("no `trustRoot` given and no trust root is named `default`")]
-    NoDefault,
+    spec.check_rule(options)
 }
 
 /// SHA-256 of the canonical JSON (sorted keys) of a YAML value.

@@ -10,8 +10,9 @@ pub(crate) mod cosign;
 mod load;
 mod model;
 pub(crate) mod notary;
+mod static_rule;
 
-pub(crate) use load::cosign_selected_roots;
+pub(crate) use cosign::cosign_selected_roots;
 pub use load::{ConfigError, load_file, parse_str};
 pub use model::Config;
 pub(crate) use model::{ValidatorConfig, ValidatorKind};

@@ -2,6 +2,7 @@
 
 use super::cosign::CosignSpec;
 use crate::policy::Policy;
+use crate::policy::RuleOptions;
 
 /// The whole validated config.
 #[derive(Debug, Clone)]
@@ -24,14 +25,12 @@ pub(crate) struct ValidatorConfig {
     pub(crate) fingerprint: [u8; 32],
 }
 
-/// Type-specific validator settings.
+/// Type-specific validator settings: one variant per validator type, each
+/// defined in its own module (`config/<type>.rs`).
 #[derive(Debug, Clone)]
 pub(crate) enum ValidatorKind {
     /// `type: static`: always approve or always deny.
-    Static {
-        /// `approve: true` allows, `false` denies.
-        approve: bool,
-    },
+    Static(super::static_rule::StaticSpec),
     /// `type: cosign`: Sigstore signatures and attestations.
     Cosign(Box<CosignSpec>),
     /// `type: notaryv1`: Docker Content Trust.
@@ -39,12 +38,23 @@ pub(crate) enum ValidatorKind {
 }
 
 impl ValidatorKind {
-    /// The config name of the type (`static`, `cosign`, `notaryv1`).
-    pub(crate) fn type_name(&self) -> &'static str {
+    /// The type's view of the rules that use it.
+    pub(crate) fn spec(&self) -> &dyn RuleOptionsCheck {
         match self {
-            ValidatorKind::Static { .. } => "static",
-            ValidatorKind::Cosign(_) => "cosign",
-            ValidatorKind::NotaryV1(_) => "notaryv1",
+            ValidatorKind::Static(s) => s,
+            ValidatorKind::Cosign(s) => s.as_ref(),
+            ValidatorKind::NotaryV1(s) => s.as_ref(),
         }
     }
+}
+
+/// What a validator type's config says about the rules that route to it.
+pub(crate) trait RuleOptionsCheck {
+    /// The config `type:` name.
+    fn type_name(&self) -> &'static str;
+    /// The `with:` options this type accepts (others are config errors).
+    fn options(&self) -> &'static [&'static str];
+    /// Checks a rule's options against this validator's config (names
+    /// trust roots that exist, a threshold it can meet); `(field, message)`.
+    fn check_rule(&self, options: &RuleOptions) -> Result<(), (String, String)>;
 }

@@ -11,6 +11,9 @@
 //!       key: "PEM public key (ECDSA P-256 or RSA) pinned as the root key"
 //! ```
 
+use super::model::{RuleOptionsCheck, ValidatorKind};
+use crate::policy::RuleOptions;
+use portcullis_shared::config_error::{ConfigError, deserialize_at};
 use serde::Deserialize;
 
 use super::cosign::{FieldError, parse_cert_bundle};
@@ -143,4 +146,40 @@ pub(crate) fn validate(raw: RawNotary) -> Result<(String, NotarySpec), FieldErro
             trust_roots,
         },
     ))
+}
+/// Parses a `type: notaryv1` entry (at `at` of `file`).
+pub(crate) fn parse(
+    value: serde_yaml_ng::Value,
+    at: &str,
+    file: &str,
+) -> Result<(String, ValidatorKind), ConfigError> {
+    let raw: RawNotary = deserialize_at(value, at, file)?;
+    let (name, spec) =
+        validate(raw).map_err(|(f, m)| ConfigError::new(file, &format!("{at}.{f}"), m))?;
+    Ok((name, ValidatorKind::NotaryV1(Box::new(spec))))
+}
+
+impl RuleOptionsCheck for NotarySpec {
+    fn type_name(&self) -> &'static str {
+        "notaryv1"
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["trustRoot", "delegations"]
+    }
+
+    fn check_rule(&self, options: &RuleOptions) -> Result<(), (String, String)> {
+        let name = options.trust_root.as_deref().unwrap_or("default");
+        match self.root(name) {
+            Some(_) => Ok(()),
+            None if options.trust_root.is_none() => Err((
+                "trustRoot".to_string(),
+                "no `trustRoot` given and no trust root is named `default`".to_string(),
+            )),
+            None => Err((
+                "trustRoot".to_string(),
+                format!("no trust root named `{name}`"),
+            )),
+        }
+    }
 }

@@ -140,9 +140,10 @@ async fn build(
         source,
     };
     Ok(match &config.kind {
-        ValidatorKind::Static { approve } => {
-            Box::new(static_rule::StaticValidator::new(&config.name, *approve))
-        }
+        ValidatorKind::Static(spec) => Box::new(static_rule::StaticValidator::new(
+            &config.name,
+            spec.approve,
+        )),
         ValidatorKind::Cosign(spec) => Box::new(
             cosign::CosignValidator::new(spec, env)
                 .await
