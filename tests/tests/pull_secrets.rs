@@ -15,26 +15,45 @@ use serde_json::json;
 
 const PASSWORD: &str = "pull-secret-password-8c1f";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
-    // Push and sign into an open registry, then serve the same storage with
-    // htpasswd auth.
-    let open = tokio::task::block_in_place(Registry::start_plain);
-    let image = tokio::task::block_in_place(|| push_image(&open, "private/app", "v1", 700));
+/// A signed image behind a TLS registry that wants `user`:[`PASSWORD`]
+/// (credentials never travel over plain HTTP): pushed and signed into an
+/// open registry first, whose storage the authenticating one serves.
+struct PrivateImage {
+    _open: Registry,
+    reg: Registry,
+    image: portcullis_e2e::signer::PushedImage,
+    ca: TestCa,
+    _dir: tempfile::TempDir,
+}
+
+fn private_image(repo: &str, seed: u64, user: &str) -> PrivateImage {
     tokio::task::block_in_place(|| {
+        let open = Registry::start_plain();
+        let image = push_image(&open, repo, "v1", seed);
         sigtool(
             "sign-key",
             &open,
             &image,
             &["--key", &pki_path("alice.key")],
-        )
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let auth = htpasswd_auth(dir.path(), "puller", PASSWORD);
-    // Over TLS: credentials never travel over plain HTTP.
-    let ca = TestCa::new(dir.path(), "registry");
-    let reg =
-        tokio::task::block_in_place(|| Registry::start_on(Some(&ca), &auth, Some(&open.storage())));
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let auth = htpasswd_auth(dir.path(), user, PASSWORD);
+        let ca = TestCa::new(dir.path(), "registry");
+        let reg = Registry::start_on(Some(&ca), &auth, Some(&open.storage()));
+        PrivateImage {
+            _open: open,
+            reg,
+            image,
+            ca,
+            _dir: dir,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
+    let private = private_image("private/app", 700, "puller");
+    let (reg, ca) = (&private.reg, &private.ca);
     let host = reg.host();
     let reference = format!("{host}/private/app:v1");
 
@@ -59,6 +78,7 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
     );
 
     let redis = tokio::task::block_in_place(|| Redis::start(None));
+    let dir = tempfile::tempdir().unwrap();
     let hmac = dir.path().join("hmac.key");
     std::fs::write(&hmac, "pull-secrets-hmac-key-0123456789").unwrap();
     let validator = json!({"name": "signed", "type": "cosign", "cert": ca.cert_pem(), "trustRoots": key_roots(&["alice"])});
@@ -133,21 +153,8 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
 /// the key every tenant reads and keeps the owner's Pods out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tenant_cannot_keep_anothers_private_image_denied() {
-    let open = tokio::task::block_in_place(Registry::start_plain);
-    let image = tokio::task::block_in_place(|| push_image(&open, "private/owned", "v1", 701));
-    tokio::task::block_in_place(|| {
-        sigtool(
-            "sign-key",
-            &open,
-            &image,
-            &["--key", &pki_path("alice.key")],
-        )
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let auth = htpasswd_auth(dir.path(), "owner", PASSWORD);
-    let ca = TestCa::new(dir.path(), "registry");
-    let reg =
-        tokio::task::block_in_place(|| Registry::start_on(Some(&ca), &auth, Some(&open.storage())));
+    let private = private_image("private/owned", 701, "owner");
+    let (reg, ca, image) = (&private.reg, &private.ca, &private.image);
     let host = reg.host();
     let by_digest = format!("{host}/private/owned@{}", image.digest);
 

@@ -160,6 +160,19 @@ fn rogue_creds() -> Value {
     json!({"username": "rogue", "password": "hunter2"})
 }
 
+/// Verifies `HOST/app:v1` on a rogue TLS registry (from `ca`) with
+/// [`rogue_creds`].
+fn verify_rogue(host: &str, ca: &TestCa) -> Value {
+    tokio::task::block_in_place(|| {
+        verify(
+            host,
+            Some(ca.cert_pem()),
+            Some(rogue_creds()),
+            &format!("{host}/app:v1"),
+        )
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_realms_must_be_https() {
     let dir = tempfile::tempdir().unwrap();
@@ -172,14 +185,7 @@ async fn token_realms_must_be_https() {
     ] {
         let registry = Rogue::start(Behaviour::BearerRealm(realm.clone()), Some(&ca)).await;
         let host = registry.host();
-        let r = tokio::task::block_in_place(|| {
-            verify(
-                &host,
-                Some(ca.cert_pem()),
-                Some(rogue_creds()),
-                &format!("{host}/app:v1"),
-            )
-        });
+        let r = verify_rogue(&host, &ca);
         assert_eq!(r["allowed"], false, "{realm}: {r}");
         let message = r["message"].as_str().unwrap();
         assert!(message.contains("token realm scheme"), "{realm}: {r}");
@@ -203,14 +209,7 @@ async fn redirects_carry_no_credentials_and_never_downgrade() {
     let other = Rogue::start(Behaviour::Capture, Some(&ca)).await;
     let registry = Rogue::start(Behaviour::BasicThenRedirect(other.url()), Some(&ca)).await;
     let host = registry.host();
-    let r = tokio::task::block_in_place(|| {
-        verify(
-            &host,
-            Some(ca.cert_pem()),
-            Some(rogue_creds()),
-            &format!("{host}/app:v1"),
-        )
-    });
+    let r = verify_rogue(&host, &ca);
     assert_eq!(r["allowed"], false, "{r}");
     assert!(
         registry
@@ -231,14 +230,7 @@ async fn redirects_carry_no_credentials_and_never_downgrade() {
     let plain = Rogue::start(Behaviour::Capture, None).await;
     let registry = Rogue::start(Behaviour::BasicThenRedirect(plain.url()), Some(&ca)).await;
     let host = registry.host();
-    let r = tokio::task::block_in_place(|| {
-        verify(
-            &host,
-            Some(ca.cert_pem()),
-            Some(rogue_creds()),
-            &format!("{host}/app:v1"),
-        )
-    });
+    let r = verify_rogue(&host, &ca);
     assert_eq!(r["allowed"], false, "{r}");
     assert_eq!(
         r["reason"],
