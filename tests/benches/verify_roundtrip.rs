@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
                 || async {
                     Ok((
                         CachedVerdict {
+                            warnings: Vec::new(),
                             allowed: true,
                             digest: Some(DIGEST.to_string()),
                             reason: Reason::Verified as i32,

@@ -36,6 +36,7 @@ async fn main() {
             .get_or_compute::<(), _, _>(&key, deadline, || async {
                 Ok((
                     CachedVerdict {
+                        warnings: Vec::new(),
                         allowed: true,
                         digest: Some(digest.clone()),
                         reason: Reason::Verified as i32,

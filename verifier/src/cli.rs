@@ -174,6 +174,10 @@ pub(crate) struct JsonResult {
     pub(crate) reason: String,
     /// The human message.
     pub(crate) message: String,
+    /// Warnings of an allowed image (an `audit`-level rule's findings);
+    /// left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) warnings: Vec<String>,
 }
 
 impl JsonResult {
@@ -189,6 +193,7 @@ impl JsonResult {
             validator: opt(r.validator.clone()),
             reason: r.reason_text(),
             message: r.message,
+            warnings: r.warnings,
         }
     }
 }

@@ -278,6 +278,11 @@ impl Outcome {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
+            warnings: self
+                .result
+                .as_ref()
+                .map(|v| v.warnings.clone())
+                .unwrap_or_default(),
         }
     }
 }

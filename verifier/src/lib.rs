@@ -38,6 +38,7 @@ pub use decision::{Engine, Outcome, Workload};
 pub use metrics::VerifierMetrics;
 pub use policy::{
     AttestationRequirement, Mode, Pattern, PatternError, Policy, PolicyError, Rule, RuleOptions,
+    VerificationLevel, VerifyTimestamp,
 };
 pub use reference::{ImageRef, ReferenceError};
 pub use server::serve;

@@ -12,10 +12,13 @@ use crate::error::VerifyError;
 pub(crate) struct Verified {
     /// The verified manifest digest, if the validator verified one.
     pub(crate) digest: Option<String>,
-    /// `VERIFIED` or `STATIC_ALLOW`.
+    /// `VERIFIED`, `STATIC_ALLOW` or `AUDIT_ONLY`.
     pub(crate) reason: Reason,
     /// A human summary (e.g. which trust roots signed).
     pub(crate) message: String,
+    /// Findings that did not decide the verdict but must be shown (the
+    /// failures an `audit`-level rule logs instead of denying).
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Verified {
@@ -25,6 +28,7 @@ impl Verified {
             digest: None,
             reason: Reason::StaticAllow,
             message: "allowed by a static rule".to_string(),
+            warnings: Vec::new(),
         }
     }
 }

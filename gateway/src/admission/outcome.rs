@@ -51,6 +51,16 @@ impl Verdicts {
             .collect()
     }
 
+    /// One line per warning of an allowed image (an `audit`-level rule's
+    /// findings), starting with the image: `IMAGE: warning`.
+    pub(crate) fn warning_lines(&self) -> Vec<String> {
+        self.by_image
+            .iter()
+            .filter(|(_, r)| r.is_allowed())
+            .flat_map(|(image, r)| r.warnings.iter().map(move |w| format!("{image}: {w}")))
+            .collect()
+    }
+
     /// The patch pinning each allowed, verified, tag-only image to its
     /// digest, at every site where it appears. Images already given by
     /// digest, static allows (no digest) and `validateOnly` rules get none.

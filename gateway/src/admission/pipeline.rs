@@ -190,8 +190,9 @@ impl Admission {
             WebhookKind::Mutate => patch_for(&verdicts, extraction),
             WebhookKind::Validate => None,
         };
+        let notes = warnings(verdicts.warning_lines());
         Decision {
-            review: allow_response(uid, patch, Vec::new()),
+            review: allow_response(uid, patch, notes),
             verdicts,
             decision: "allowed",
         }

@@ -28,6 +28,9 @@ pub struct CachedVerdict {
     pub detail: String,
     /// The human message.
     pub message: String,
+    /// Warnings of an allowed verdict (re-shown on every hit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl CachedVerdict {
@@ -41,6 +44,7 @@ impl CachedVerdict {
                 reason: v.reason as i32,
                 detail: String::new(),
                 message: v.message.clone(),
+                warnings: v.warnings.clone(),
             }),
             Err(e) if e.is_transient() => None,
             Err(e) => Some(CachedVerdict {
@@ -49,6 +53,7 @@ impl CachedVerdict {
                 reason: e.reason() as i32,
                 detail: e.detail(),
                 message: e.to_string(),
+                warnings: Vec::new(),
             }),
         }
     }
@@ -56,11 +61,17 @@ impl CachedVerdict {
     /// Back to a result.
     pub(crate) fn into_result(self) -> Result<Verified, VerifyError> {
         let reason = Reason::try_from(self.reason).unwrap_or(Reason::Unspecified);
-        if self.allowed && matches!(reason, Reason::Verified | Reason::StaticAllow) {
+        if self.allowed
+            && matches!(
+                reason,
+                Reason::Verified | Reason::StaticAllow | Reason::AuditOnly
+            )
+        {
             Ok(Verified {
                 digest: self.digest,
                 reason,
                 message: self.message,
+                warnings: self.warnings,
             })
         } else {
             Err(VerifyError::Cached {

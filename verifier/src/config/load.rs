@@ -191,6 +191,8 @@ fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (Str
         ),
         ("attestations", options.attestations.is_some()),
         ("delegations", options.delegations.is_some()),
+        ("verificationLevel", options.verification_level.is_some()),
+        ("verifyTimestamp", options.verify_timestamp.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use regex::RegexSet;
 
-pub use options::{AttestationRequirement, Mode, RuleOptions};
+pub use options::{AttestationRequirement, Mode, RuleOptions, VerificationLevel, VerifyTimestamp};
 pub use pattern::{Pattern, PatternError};
 
 /// One policy rule after config validation.

@@ -55,4 +55,41 @@ pub struct RuleOptions {
     /// `targets/x`.
     #[serde(default)]
     pub delegations: Option<Vec<String>>,
+    /// How strictly signatures are verified (notation): `strict` (the
+    /// default), `permissive` or `audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_level: Option<VerificationLevel>,
+    /// When a timestamp countersignature is required (notation): `always`
+    /// (the default) or `afterCertExpiry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_timestamp: Option<VerifyTimestamp>,
+}
+
+/// The Notary Project's verification levels (trust policy specification).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerificationLevel {
+    /// Every validation is enforced.
+    #[default]
+    #[serde(rename = "strict")]
+    Strict,
+    /// Integrity and authenticity are enforced; an expired signature or an
+    /// unauthentic timestamp is logged.
+    #[serde(rename = "permissive")]
+    Permissive,
+    /// Integrity is enforced; every other finding is logged and shown as a
+    /// warning, and the image is allowed.
+    #[serde(rename = "audit")]
+    Audit,
+}
+
+/// When a notation signature's timestamp countersignature is verified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyTimestamp {
+    /// Always (the default).
+    #[default]
+    #[serde(rename = "always")]
+    Always,
+    /// Only once the signing certificate has expired.
+    #[serde(rename = "afterCertExpiry")]
+    AfterCertExpiry,
 }

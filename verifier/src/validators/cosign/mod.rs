@@ -225,6 +225,7 @@ impl CosignValidator {
             digest: Some(digest),
             reason: Reason::Verified,
             message: format!("signed by {}", signers.join(", ")),
+            warnings: Vec::new(),
         })
     }
 }

@@ -141,6 +141,7 @@ impl NotaryValidator {
                 target.name,
                 target.roles.join(", ")
             ),
+            warnings: Vec::new(),
         })
     }
 
