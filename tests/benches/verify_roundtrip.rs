@@ -58,6 +58,7 @@ fn bench(c: &mut Criterion) {
                             reason: Reason::Verified as i32,
                             detail: String::new(),
                             message: "signed by alice".into(),
+                            valid_until: None,
                         },
                         Duration::from_secs(3600),
                     ))

@@ -159,3 +159,43 @@ pub fn sign_keyless(
         ],
     )
 }
+
+/// Notation test trust material (`notation_sign.py pki`), made once per
+/// test process: a code-signing CA chain, an untrusted CA, a signing
+/// authority and two TSAs.
+pub fn notation_pki() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        run_json(
+            "tests/fixtures/notation/notation_sign.py",
+            &["pki".into(), dir.path().display().to_string()],
+        );
+        dir
+    })
+    .path()
+}
+
+/// Reads a Notation PKI file as text (`ca_root.pem`, `tsa_root.pem`, …).
+pub fn notation_pki_file(name: &str) -> String {
+    std::fs::read_to_string(notation_pki().join(name))
+        .unwrap_or_else(|e| panic!("notation pki file {name}: {e}"))
+}
+
+/// Signs `image` with `notation_sign.py sign` (JWS by default) and pushes
+/// the signature as a referrer; `extra` are further options
+/// (`--envelope cose`, `--leaf`, `--timestamp tsa`, …).
+pub fn notation_sign(registry: &Registry, image: &PushedImage, extra: &[&str]) -> Value {
+    let mut args = vec!["sign".to_string()];
+    args.extend(registry_args(registry));
+    args.extend([
+        "--repo".into(),
+        image.repo.clone(),
+        "--digest".into(),
+        image.digest.clone(),
+        "--pki".into(),
+        notation_pki().display().to_string(),
+    ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run_json("tests/fixtures/notation/notation_sign.py", &args)
+}

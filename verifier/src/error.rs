@@ -76,6 +76,15 @@ pub(crate) enum VerifyError {
     /// The Notary server failed or refused us.
     #[error("notary: {0}")]
     NotaryUnavailable(RegistryError),
+    /// A Notation signature failed a verification step (the message names
+    /// the step: integrity, authenticity, authentic timestamp, expiry).
+    #[error("{message}")]
+    Notation {
+        /// The step's reason code.
+        reason: Reason,
+        /// What failed.
+        message: String,
+    },
     /// A definitive denial answered from the cache.
     #[error("{message}")]
     Cached {
@@ -110,6 +119,7 @@ impl VerifyError {
             VerifyError::DigestMismatch(_) => Reason::DigestMismatch,
             VerifyError::AttestationMissing(_) => Reason::AttestationMissing,
             VerifyError::Cached { reason, .. } => *reason,
+            VerifyError::Notation { reason, .. } => *reason,
             VerifyError::NotaryUnavailable(_) => Reason::NotaryUnavailable,
             VerifyError::Notary(e) => notary_reason(e),
         }

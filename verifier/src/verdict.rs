@@ -19,6 +19,10 @@ pub(crate) struct Verified {
     /// Findings that did not decide the verdict but must be shown (the
     /// failures an `audit`-level rule logs instead of denying).
     pub(crate) warnings: Vec<String>,
+    /// When the verdict stops holding by itself (a certificate checked
+    /// against the current time ends, the signature expires): caches never
+    /// serve it past this time.
+    pub(crate) valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Verified {
@@ -29,6 +33,7 @@ impl Verified {
             reason: Reason::StaticAllow,
             message: "allowed by a static rule".to_string(),
             warnings: Vec::new(),
+            valid_until: None,
         }
     }
 }

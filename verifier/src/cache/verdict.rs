@@ -31,6 +31,10 @@ pub struct CachedVerdict {
     /// Warnings of an allowed verdict (re-shown on every hit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Unix seconds after which an allow no longer holds by itself (a
+    /// certificate or signature ends); never served past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
 }
 
 impl CachedVerdict {
@@ -45,6 +49,7 @@ impl CachedVerdict {
                 detail: String::new(),
                 message: v.message.clone(),
                 warnings: v.warnings.clone(),
+                valid_until: v.valid_until.map(|t| t.timestamp()),
             }),
             Err(e) if e.is_transient() => None,
             Err(e) => Some(CachedVerdict {
@@ -54,6 +59,7 @@ impl CachedVerdict {
                 detail: e.detail(),
                 message: e.to_string(),
                 warnings: Vec::new(),
+                valid_until: None,
             }),
         }
     }
@@ -72,6 +78,9 @@ impl CachedVerdict {
                 reason,
                 message: self.message,
                 warnings: self.warnings,
+                valid_until: self
+                    .valid_until
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
             })
         } else {
             Err(VerifyError::Cached {

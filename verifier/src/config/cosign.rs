@@ -230,7 +230,7 @@ impl CosignSpec {
 /// A field-level error: (field path relative to the validator, message).
 pub(crate) type FieldError = (String, String);
 
-fn field(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+pub(crate) fn field(path: impl Into<String>, message: impl Into<String>) -> FieldError {
     (path.into(), message.into())
 }
 
@@ -357,6 +357,45 @@ pub(crate) fn docker_config_host(key: &str) -> String {
     crate::reference::canonical_host(host)
 }
 
+/// Registry credentials from `auth`: by exact host, plus a
+/// `username`/`password` without `registries` that is bound later to the
+/// literal hosts of the rules using the validator.
+pub(crate) fn parse_auth(
+    auth: &RawAuth,
+) -> Result<(HashMap<String, Credential>, Option<Credential>), FieldError> {
+    let mut credentials = HashMap::new();
+    let mut unbound_credential = None;
+    if let Some(path) = &auth.docker_config_json {
+        credentials = read_docker_config(path).map_err(|m| field("auth.dockerConfigJson", m))?;
+    }
+    match (&auth.username, &auth.password) {
+        (Some(username), Some(password)) => {
+            let credential = Credential {
+                username: username.clone(),
+                password: password.clone(),
+            };
+            match &auth.registries {
+                Some(hosts) => {
+                    for host in hosts {
+                        credentials.insert(docker_config_host(host), credential.clone());
+                    }
+                }
+                None => unbound_credential = Some(credential),
+            }
+        }
+        (None, None) => {
+            if auth.docker_config_json.is_none() {
+                return Err(field(
+                    "auth",
+                    "give `username` and `password`, or `dockerConfigJson`",
+                ));
+            }
+        }
+        _ => return Err(field("auth", "`username` and `password` go together")),
+    }
+    Ok((credentials, unbound_credential))
+}
+
 /// Validates the raw config.
 pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldError> {
     let mut transparency = TransparencyRoots::default();
@@ -472,39 +511,10 @@ pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldErro
             kind,
         });
     }
-    let mut credentials = HashMap::new();
-    let mut unbound_credential = None;
-    if let Some(auth) = &raw.auth {
-        if let Some(path) = &auth.docker_config_json {
-            credentials =
-                read_docker_config(path).map_err(|m| field("auth.dockerConfigJson", m))?;
-        }
-        match (&auth.username, &auth.password) {
-            (Some(username), Some(password)) => {
-                let credential = Credential {
-                    username: username.clone(),
-                    password: password.clone(),
-                };
-                match &auth.registries {
-                    Some(hosts) => {
-                        for host in hosts {
-                            credentials.insert(docker_config_host(host), credential.clone());
-                        }
-                    }
-                    None => unbound_credential = Some(credential),
-                }
-            }
-            (None, None) => {
-                if auth.docker_config_json.is_none() {
-                    return Err(field(
-                        "auth",
-                        "give `username` and `password`, or `dockerConfigJson`",
-                    ));
-                }
-            }
-            _ => return Err(field("auth", "`username` and `password` go together")),
-        }
-    }
+    let (credentials, unbound_credential) = match &raw.auth {
+        Some(auth) => parse_auth(auth)?,
+        None => (HashMap::new(), None),
+    };
     if let Some(cert) = &raw.cert {
         parse_cert_bundle(cert).map_err(|m| field("cert", m))?;
     }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::cosign;
 use super::model::{Config, ValidatorConfig, ValidatorKind};
 use super::notary;
+use super::notation;
 use super::static_rule;
 use crate::policy::RuleOptions;
 use crate::policy::{Pattern, Policy, Rule};
@@ -26,6 +27,7 @@ const PARSERS: &[(&str, Parser)] = &[
     ("static", static_rule::parse),
     ("cosign", cosign::parse),
     ("notaryv1", notary::parse),
+    ("notation", notation::parse),
 ];
 
 /// Reads and validates a config file.
@@ -102,17 +104,19 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
 /// that credentials only ever go to the hosts they were written for.
 fn bind_credentials(validators: &mut [ValidatorConfig], rules: &[Rule]) {
     for validator in validators.iter_mut() {
-        let ValidatorKind::Cosign(spec) = &mut validator.kind else {
-            continue;
+        let (credentials, unbound) = match &mut validator.kind {
+            ValidatorKind::Cosign(spec) => (&mut spec.credentials, &spec.unbound_credential),
+            ValidatorKind::Notation(spec) => (&mut spec.credentials, &spec.unbound_credential),
+            _ => continue,
         };
-        let Some(credential) = spec.unbound_credential.clone() else {
+        let Some(credential) = unbound.clone() else {
             continue;
         };
         for rule in rules.iter().filter(|r| r.validator == validator.name) {
             if let Some((host, _)) = rule.pattern.normalized().split_once('/')
                 && !host.contains('*')
             {
-                spec.credentials
+                credentials
                     .entry(host.to_string())
                     .or_insert_with(|| credential.clone());
             }

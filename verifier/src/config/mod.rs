@@ -10,6 +10,8 @@ pub(crate) mod cosign;
 mod load;
 mod model;
 pub(crate) mod notary;
+pub(crate) mod notation;
+mod notation_policy;
 mod static_rule;
 
 pub(crate) use cosign::cosign_selected_roots;

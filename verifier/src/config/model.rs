@@ -35,6 +35,8 @@ pub(crate) enum ValidatorKind {
     Cosign(Box<CosignSpec>),
     /// `type: notaryv1`: Docker Content Trust.
     NotaryV1(Box<super::notary::NotarySpec>),
+    /// `type: notation`: Notary Project signatures (JWS and COSE envelopes).
+    Notation(Box<super::notation::NotationSpec>),
 }
 
 impl ValidatorKind {
@@ -44,6 +46,7 @@ impl ValidatorKind {
             ValidatorKind::Static(s) => s,
             ValidatorKind::Cosign(s) => s.as_ref(),
             ValidatorKind::NotaryV1(s) => s.as_ref(),
+            ValidatorKind::Notation(s) => s.as_ref(),
         }
     }
 }

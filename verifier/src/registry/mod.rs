@@ -78,6 +78,8 @@ pub(crate) struct Fetched {
     pub(crate) bytes: bytes::Bytes,
     /// `sha256:<hex>` of the body.
     pub(crate) digest: String,
+    /// The `Content-Type` the registry served it with (manifests).
+    pub(crate) media_type: Option<String>,
 }
 
 /// The registry client. One per validator: it owns the validator's
@@ -497,6 +499,11 @@ impl RegistryClient {
             s if !s.is_success() => return Err(status_error(registry, s)),
             _ => {}
         }
+        let media_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
         let bytes = read_capped(registry, response, MAX_MANIFEST_BYTES).await?;
         let digest = sha256_digest(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
@@ -505,7 +512,11 @@ impl RegistryClient {
                 reason: format!("manifest {reference} has digest {digest}"),
             });
         }
-        Ok(Some(Fetched { bytes, digest }))
+        Ok(Some(Fetched {
+            bytes,
+            digest,
+            media_type,
+        }))
     }
 
     /// Fetches a blob, checking that it hashes to `digest`.

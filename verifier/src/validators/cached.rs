@@ -12,6 +12,10 @@
 //!   that workload's identity as well, so one tenant's 401 never becomes a
 //!   verdict another tenant reads.
 //!
+//! * An allow that holds only until some time (`Verified::valid_until`: a
+//!   certificate checked against the current time ends, a signature
+//!   expires) is cached no longer than that, and never served after it.
+//!
 //! What it may skip: the registry requests and signature checks of a
 //! verification made under the same fingerprint (the same rule, validator
 //! config and trust material) for the same digest. What it never allows:
@@ -59,6 +63,22 @@ impl Cached {
             }
             _ => base,
         }
+    }
+}
+
+/// `ttl`, shortened so that an entry never outlives `valid_until` (Unix
+/// seconds) as seen at `now`.
+fn capped(
+    ttl: std::time::Duration,
+    valid_until: Option<i64>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::time::Duration {
+    match valid_until {
+        Some(t) => {
+            let left = u64::try_from(t - now.timestamp()).unwrap_or(0);
+            ttl.min(std::time::Duration::from_secs(left))
+        }
+        None => ttl,
     }
 }
 
@@ -133,7 +153,7 @@ impl Validator for Cached {
                         } else {
                             ttls.negative
                         };
-                        Ok((v, ttl))
+                        Ok((v.clone(), capped(ttl, v.valid_until, call.now)))
                     }
                     None => Err(result.err().unwrap_or(VerifyError::Internal(
                         "transient failure without error".into(),
@@ -142,6 +162,11 @@ impl Validator for Cached {
             })
             .await;
         match verdict {
+            // An allow past the time it holds until (a tier kept it a
+            // little longer than its capped TTL) is verified afresh.
+            Ok((v, _)) if v.valid_until.is_some_and(|t| t <= call.now.timestamp()) => {
+                self.inner.verify(image, Some(digest), rule, call).await
+            }
             Ok((v, source)) => Judgement {
                 result: v.into_result(),
                 source,

@@ -16,6 +16,8 @@
 mod cached;
 pub(crate) mod cosign;
 pub(crate) mod notary;
+mod notation;
+mod signers;
 mod static_rule;
 
 use std::collections::HashMap;
@@ -30,7 +32,7 @@ use crate::error::VerifyError;
 use crate::metrics::VerifierMetrics;
 use crate::policy::Rule;
 use crate::reference::ImageRef;
-use crate::registry::Credentials;
+use crate::registry::{Credentials, RegistryClient};
 use crate::verdict::Judgement;
 
 pub(crate) use cached::Cached;
@@ -113,6 +115,38 @@ pub(crate) trait Validator: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The validator's registry client, or a per-request view of it with a
+/// workload's credentials.
+pub(crate) enum ClientFor<'a> {
+    /// The validator's own client.
+    Ours(&'a RegistryClient),
+    /// A view with the workload's pull-secret credentials added.
+    Workload(Box<RegistryClient>),
+}
+
+impl std::ops::Deref for ClientFor<'_> {
+    type Target = RegistryClient;
+
+    fn deref(&self) -> &RegistryClient {
+        match self {
+            ClientFor::Ours(c) => c,
+            ClientFor::Workload(c) => c,
+        }
+    }
+}
+
+impl<'a> ClientFor<'a> {
+    /// `base`, or a view of it with `extra` credentials when there are any.
+    pub(crate) fn new(base: &'a RegistryClient, extra: Option<&Credentials>) -> Self {
+        match extra {
+            Some(creds) if !creds.is_empty() => {
+                ClientFor::Workload(Box::new(base.with_extra_credentials(creds)))
+            }
+            _ => ClientFor::Ours(base),
+        }
+    }
+}
+
 /// A validator that cannot be built (reported at start-up).
 #[derive(Debug, thiserror::Error)]
 #[error("validator `{name}`: {source}")]
@@ -151,6 +185,9 @@ async fn build(
         ),
         ValidatorKind::NotaryV1(spec) => {
             Box::new(notary::NotaryValidator::new(spec, env).map_err(|e| err(Box::new(e)))?)
+        }
+        ValidatorKind::Notation(spec) => {
+            Box::new(notation::NotationValidator::new(spec, env).map_err(|e| err(Box::new(e)))?)
         }
     })
 }

@@ -17,7 +17,6 @@ pub(crate) mod discover;
 #[cfg(test)]
 mod public_good_bundles;
 use portcullis_sigstore_trust::public_good;
-pub(crate) mod signers;
 pub(crate) mod tlog;
 use portcullis_sigstore_trust as trust_root;
 
@@ -35,29 +34,11 @@ use crate::policy::Rule;
 use crate::policy::RuleOptions;
 use crate::reference::ImageRef;
 use crate::registry::{ClientBuildError, Credentials, RegistryClient, RegistrySettings};
-use crate::validators::{BuildEnv, Caching, Call, Validator};
+use crate::validators::{BuildEnv, Caching, Call, ClientFor, Validator, signers};
 use crate::verdict::{Judgement, Verified};
 use candidate::Candidate;
 use check::{CheckOptions, Failure, Pass, check};
 use content::Claim;
-
-/// The validator's registry client, or a per-request view of it with a
-/// workload's credentials.
-enum ClientFor<'a> {
-    Ours(&'a RegistryClient),
-    Workload(Box<RegistryClient>),
-}
-
-impl std::ops::Deref for ClientFor<'_> {
-    type Target = RegistryClient;
-
-    fn deref(&self) -> &RegistryClient {
-        match self {
-            ClientFor::Ours(c) => c,
-            ClientFor::Workload(c) => c,
-        }
-    }
-}
 
 /// Why a cosign validator could not be built at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -162,12 +143,7 @@ impl CosignValidator {
     /// The registry client for a request: ours, or a view with the
     /// workload's pull-secret credentials added.
     fn client(&self, extra: Option<&Credentials>) -> ClientFor<'_> {
-        match extra {
-            Some(creds) if !creds.is_empty() => {
-                ClientFor::Workload(Box::new(self.registry.with_extra_credentials(creds)))
-            }
-            _ => ClientFor::Ours(&self.registry),
-        }
+        ClientFor::new(&self.registry, extra)
     }
 
     /// Whether a request for an image on `host` would authenticate with the
@@ -226,6 +202,7 @@ impl CosignValidator {
             reason: Reason::Verified,
             message: format!("signed by {}", signers.join(", ")),
             warnings: Vec::new(),
+            valid_until: None,
         })
     }
 }

@@ -142,6 +142,7 @@ impl NotaryValidator {
                 target.roles.join(", ")
             ),
             warnings: Vec::new(),
+            valid_until: None,
         })
     }
 
