@@ -9,7 +9,9 @@ use portcullis_e2e::config::{config_yaml, cosign_keys_only, key_roots, rule};
 use portcullis_e2e::notary::{NotaryEnv, NotaryProxy};
 use portcullis_e2e::registry::Registry;
 use portcullis_e2e::review::{allowed, message, patch};
-use portcullis_e2e::signer::{PushedImage, pki_path, push_image, sigtool};
+use portcullis_e2e::signer::{
+    PushedImage, notation_pki_file, notation_sign, pki_path, push_image, sigtool,
+};
 use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec, verify_json};
 use portcullis_proto::{Reason, VerifyRequest};
 use serde_json::{Value, json};
@@ -261,12 +263,17 @@ async fn tampered_trust_data_is_denied_with_the_role_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deployment_mixing_notary_and_cosign_images() {
+async fn deployment_mixing_notary_cosign_and_notation_images() {
     let reg = tokio::task::block_in_place(Registry::start_plain);
     let env = tokio::task::block_in_place(|| NotaryEnv::up(false));
     let dct_image = tokio::task::block_in_place(|| push_image(&reg, "dct/app", "1.0", 500));
     let cosign_image = tokio::task::block_in_place(|| push_image(&reg, "cosigned/app", "2.0", 501));
     let unsigned = tokio::task::block_in_place(|| push_image(&reg, "dct/app", "9.9", 502));
+    let notation_image =
+        tokio::task::block_in_place(|| push_image(&reg, "notation/app", "3.0", 503));
+    let notation_unsigned =
+        tokio::task::block_in_place(|| push_image(&reg, "notation/app", "3.1", 504));
+    tokio::task::block_in_place(|| notation_sign(&reg, &notation_image, &["--envelope", "cose"]));
     tokio::task::block_in_place(|| {
         sigtool(
             "sign-key",
@@ -298,9 +305,16 @@ async fn deployment_mixing_notary_and_cosign_images() {
         vec![
             dct_validator(&env.get("server_url"), &env.ca_pem(), &key, None),
             cosign_keys_only(&reg, key_roots(&["alice"])),
+            json!({
+                "name": "nv",
+                "type": "notation",
+                "insecureRegistries": [reg.host()],
+                "trustRoots": [{"name": "default", "cert": notation_pki_file("ca_root.pem")}],
+            }),
         ],
         vec![
             rule(&format!("{}/dct/*", reg.host()), "dct", Value::Null),
+            rule(&format!("{}/notation/*", reg.host()), "nv", Value::Null),
             rule(
                 &format!("{}/cosigned/*", reg.host()),
                 "signed",
@@ -316,7 +330,11 @@ async fn deployment_mixing_notary_and_cosign_images() {
     })
     .await;
     let deployment = Review::deployment(pod_spec(
-        &[&dct_image.reference, &cosign_image.reference],
+        &[
+            &dct_image.reference,
+            &cosign_image.reference,
+            &notation_image.reference,
+        ],
         &[],
         &[],
     ));
@@ -328,7 +346,22 @@ async fn deployment_mixing_notary_and_cosign_images() {
         Some(json!([
             {"op": "replace", "path": format!("{base}/containers/0/image"), "value": format!("{}@{}", dct_image.reference, dct_image.digest)},
             {"op": "replace", "path": format!("{base}/containers/1/image"), "value": format!("{}@{}", cosign_image.reference, cosign_image.digest)},
+            {"op": "replace", "path": format!("{base}/containers/2/image"), "value": format!("{}@{}", notation_image.reference, notation_image.digest)},
         ]))
+    );
+    // An unsigned image under the notation rule denies the whole Deployment,
+    // naming the image.
+    let with_unsigned = Review::deployment(pod_spec(
+        &[&dct_image.reference, &notation_unsigned.reference],
+        &[],
+        &[],
+    ));
+    let (_, body) = gw.post_json("/mutate", &with_unsigned.json).await;
+    assert!(!allowed(&body));
+    assert!(
+        message(&body).starts_with(&format!("{}: NO_SIGNATURES", notation_unsigned.reference)),
+        "{}",
+        message(&body)
     );
     let swapped = Review::deployment(pod_spec(
         &[&unsigned.reference, &cosign_image.reference],

@@ -42,6 +42,7 @@ async fn main() {
                         reason: Reason::Verified as i32,
                         detail: String::new(),
                         message: "signed by alice, bob".to_string(),
+                        valid_until: None,
                     },
                     Duration::from_secs(3600),
                 ))

@@ -327,3 +327,110 @@ impl RuleOptionsCheck for NotationSpec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, ValidatorKind, parse_str};
+
+    /// A self-signed certificate in PEM, indented for a YAML block.
+    fn cert_block(indent: usize) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["signer.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        cert.pem()
+            .lines()
+            .map(|l| format!("{}{l}\n", " ".repeat(indent)))
+            .collect()
+    }
+
+    fn parse(text: &str) -> Result<crate::config::Config, ConfigError> {
+        parse_str(text, "test.yaml")
+    }
+
+    /// The shapes Connaisseur documents for `type: notation` (its
+    /// docs/validators/notation.md: the basic validator with one `default`
+    /// root, and the Bitnami example routing `bitnami/*:*` with
+    /// `with.trustRoot`), plus the options of its table.
+    #[test]
+    fn connaisseur_documented_shapes_load() {
+        let pem = cert_block(8);
+        let text = format!(
+            "validators:\n\
+             - name: mynotation\n  type: notation\n  trustRoots:\n    - name: default\n      cert: |\n{pem}\
+             - name: bitnami_notation\n  type: notation\n  trustRoots:\n  - name: bitnami\n    cert: |\n{pem_b}\
+             \x20\x20\x20\x20tsCert: |\n{pem_b}\
+             \x20\x20auth:\n    dockerConfigJson: /dev/null\n\
+             policy:\n\
+             - pattern: \"docker.io/myrepo/*:*\"\n  validator: mynotation\n\
+             - pattern: \"bitnami/*:*\"\n  validator: bitnami_notation\n  with:\n    trustRoot: bitnami\n    verificationLevel: permissive\n    verifyTimestamp: afterCertExpiry\n",
+            pem_b = cert_block(6)
+        );
+        let text = text.replace(
+            "dockerConfigJson: /dev/null",
+            "username: u\n    password: p",
+        );
+        let config = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let ValidatorKind::Notation(spec) = &config.validators[1].kind else {
+            panic!("not notation");
+        };
+        assert_eq!(spec.trust_roots[0].tsa_certs.len(), 1);
+        // The unbound credential went to the rule's literal host only.
+        assert!(
+            spec.credentials.contains_key("docker.io"),
+            "{:?}",
+            spec.credentials.keys()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let pem = cert_block(8);
+        let base = format!(
+            "validators:\n- name: n\n  type: notation\n  trustRoots:\n    - name: default\n      cert: |\n{pem}"
+        );
+        let cases = [
+            (
+                format!("{base}policy:\n- pattern: \"**\"\n  validator: n\n  with: {{trustRoot: nope}}\n"),
+                "policy[0].with.trustRoot",
+                "no trust root named `nope`",
+            ),
+            (
+                format!("{base}policy:\n- pattern: \"**\"\n  validator: n\n  with: {{verificationLevel: skip}}\n"),
+                "policy[0].with",
+                "skip",
+            ),
+            (
+                format!("{base}policy:\n- pattern: \"**\"\n  validator: n\n  with: {{threshold: 2}}\n"),
+                "policy[0].with.threshold",
+                "between 1 and",
+            ),
+            (
+                format!("{base}policy:\n- pattern: \"**\"\n  validator: n\n  with: {{delegations: [x]}}\n"),
+                "policy[0].with.delegations",
+                "does not apply to a `notation` validator",
+            ),
+            (
+                "validators:\n- name: n\n  type: notation\n  trustRoots:\n    - name: default\n      cert: nonsense\npolicy: []\n".to_string(),
+                "validators[0].trustRoots[0].cert",
+                "no CERTIFICATE block",
+            ),
+            (
+                "validators:\n- name: n\n  type: notation\npolicy: []\n".to_string(),
+                "validators[0].trustRoots",
+                "at least one",
+            ),
+            (
+                "validators:\n- name: n\n  type: notation\n  trustPolicy: {file: /nonexistent.json, trustStore: /x}\npolicy: []\n".to_string(),
+                "validators[0].trustPolicy",
+                "cannot read /nonexistent.json",
+            ),
+        ];
+        for (text, field, needle) in cases {
+            let e = parse(&text).expect_err(&text);
+            assert!(e.field.starts_with(field), "{field}: {e}");
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+    }
+}

@@ -189,11 +189,15 @@ fn malformed(media_type: &'static str, reason: impl Into<String>) -> EnvelopeErr
     }
 }
 
+/// The scheme and the times the protected headers give.
+struct Times {
+    scheme: Scheme,
+    signing_time: DateTime<Utc>,
+    expiry: Option<DateTime<Utc>>,
+}
+
 /// Applies the specification's rules to the protected headers.
-fn signed_attributes(
-    media_type: &'static str,
-    p: &Protected,
-) -> Result<(Scheme, DateTime<Utc>, Option<DateTime<Utc>>), EnvelopeError> {
+fn signed_attributes(media_type: &'static str, p: &Protected) -> Result<Times, EnvelopeError> {
     let bad = |r: &str| malformed(media_type, r);
     if p.content_type.as_deref() != Some(PAYLOAD_MEDIA_TYPE) {
         return Err(bad(
@@ -267,7 +271,11 @@ fn signed_attributes(
             time(AUTHENTIC_SIGNING_TIME)?.ok_or_else(|| bad("no authentic signing time"))?
         }
     };
-    Ok((scheme, signing_time, expiry))
+    Ok(Times {
+        scheme,
+        signing_time,
+        expiry,
+    })
 }
 
 fn parse_jws(bytes: &[u8]) -> Result<SignerInfo, EnvelopeError> {
@@ -335,7 +343,11 @@ fn parse_jws(bytes: &[u8]) -> Result<SignerInfo, EnvelopeError> {
         crit,
         attrs,
     };
-    let (scheme, signing_time, expiry) = signed_attributes(JWS, &protected)?;
+    let Times {
+        scheme,
+        signing_time,
+        expiry,
+    } = signed_attributes(JWS, &protected)?;
     let chain = match env.header.get("x5c") {
         Some(serde_json::Value::Array(certs)) => certs
             .iter()
@@ -425,7 +437,11 @@ fn parse_cose(bytes: &[u8]) -> Result<SignerInfo, EnvelopeError> {
         crit,
         attrs,
     };
-    let (scheme, signing_time, expiry) = signed_attributes(COSE, &protected)?;
+    let Times {
+        scheme,
+        signing_time,
+        expiry,
+    } = signed_attributes(COSE, &protected)?;
     let find = |label: &Label| {
         sign1
             .unprotected

@@ -161,6 +161,16 @@ fn manifest_media_type(m: &crate::registry::Fetched) -> String {
         .unwrap_or_default()
 }
 
+/// An intact signature that passed against one root.
+struct Pass {
+    /// The root's index in [`Ask::roots`].
+    root: usize,
+    /// The signer's key.
+    signer: [u8; 32],
+    /// What was logged, and until when it holds.
+    outcome: verify::Outcome,
+}
+
 /// Applies integrity, then each root at the rule's level, then thresholds.
 fn decide(
     signatures: Vec<(
@@ -194,7 +204,7 @@ fn decide(
         }
     }
     let mut edges = Vec::new();
-    let mut logged: Vec<(usize, [u8; 32], Vec<String>, Option<DateTime<Utc>>)> = Vec::new();
+    let mut passes: Vec<Pass> = Vec::new();
     for signature in &intact {
         for (index, root) in ask.roots.iter().enumerate() {
             match verify::against_root(
@@ -208,13 +218,17 @@ fn decide(
                 Ok(outcome) => {
                     let signer = signature.chain.signer();
                     edges.push((signer, index));
-                    logged.push((index, signer, outcome.logged, outcome.valid_until));
+                    passes.push(Pass {
+                        root: index,
+                        signer,
+                        outcome,
+                    });
                 }
                 Err(f) => note(f, &mut worst),
             }
         }
     }
-    let decided = count(&edges, &logged, ask, worst);
+    let decided = count(&edges, &passes, ask, worst);
     match decided {
         Ok(verified) => Ok(verified),
         // Under `audit`, anything but integrity is logged: an intact
@@ -236,7 +250,7 @@ fn decide(
 /// Thresholds and required roots over the (signer, root) pairs that passed.
 fn count(
     edges: &[([u8; 32], usize)],
-    logged: &[(usize, [u8; 32], Vec<String>, Option<DateTime<Utc>>)],
+    passes: &[Pass],
     ask: &Ask<'_>,
     worst: Option<Failure>,
 ) -> Result<Verified, VerifyError> {
@@ -269,13 +283,13 @@ fn count(
     for (index, signer) in assignment.matched.iter().enumerate() {
         let Some(signer) = signer else { continue };
         names.push(ask.roots[index].name.clone());
-        if let Some((_, _, logs, until)) = logged
+        if let Some(pass) = passes
             .iter()
-            .find(|(i, s, _, _)| *i == index && s == signer)
+            .find(|p| p.root == index && &p.signer == signer)
         {
-            warnings.extend(logs.iter().cloned());
-            if let Some(u) = until {
-                valid_until = Some(valid_until.map_or(*u, |v| v.min(*u)));
+            warnings.extend(pass.outcome.logged.iter().cloned());
+            if let Some(u) = pass.outcome.valid_until {
+                valid_until = Some(valid_until.map_or(u, |v| v.min(u)));
             }
         }
     }
