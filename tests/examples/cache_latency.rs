@@ -2,9 +2,11 @@
 //! components: a registry with N key-signed images, Redis, and two verifier
 //! processes. Cold verification (verifier A, nothing cached), L2 hit (a
 //! verifier B that never saw the image, reading A's verdict from Redis),
-//! and L1 hit (B again). Prints medians and p90s.
+//! and L1 hit (B again). Prints medians and p90s. The scheme is `cosign`
+//! (key-signed, the default) or `notation` (JWS envelopes from the test
+//! signer, trusted through the test CA).
 //!
-//!     PORTCULLIS_BIN_DIR=target/release cargo run --release -p portcullis-e2e --example cache_latency [N]
+//!     PORTCULLIS_BIN_DIR=target/release cargo run --release -p portcullis-e2e --example cache_latency [N] [cosign|notation]
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use portcullis_e2e::Verifier;
 use portcullis_e2e::config::{config_yaml, key_roots, rule};
 use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{pki_path, push_image, sigtool};
+use portcullis_e2e::signer::{notation_pki_file, notation_sign, pki_path, push_image, sigtool};
 use portcullis_proto::{Source, VerifyRequest};
 use serde_json::json;
 
@@ -47,27 +49,39 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(40);
+    let notation = std::env::args().nth(2).as_deref() == Some("notation");
     let reg = Registry::start_plain();
     let images: Vec<String> = (0..n)
         .map(|i| {
             let image = push_image(&reg, &format!("lat/app{i}"), "v1", 9000 + i);
-            sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")]);
+            if notation {
+                notation_sign(&reg, &image, &[]);
+            } else {
+                sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")]);
+            }
             image.reference
         })
         .collect();
     let redis = Redis::start(None);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
-    let validator = json!({"name": "signed", "type": "cosign", "insecureRegistries": [reg.host()], "trustRoots": key_roots(&["alice"])});
+    let (validator, with) = if notation {
+        (
+            json!({"name": "signed", "type": "notation", "insecureRegistries": [reg.host()],
+                   "trustRoots": [{"name": "alice", "cert": notation_pki_file("ca_root.pem")}]}),
+            json!({"trustRoot": "alice"}),
+        )
+    } else {
+        (
+            json!({"name": "signed", "type": "cosign", "insecureRegistries": [reg.host()], "trustRoots": key_roots(&["alice"])}),
+            json!({"trustRoot": "alice"}),
+        )
+    };
     std::fs::write(
         &config,
         config_yaml(
             vec![validator],
-            vec![rule(
-                &format!("{}/**", reg.host()),
-                "signed",
-                json!({"trustRoot": "alice"}),
-            )],
+            vec![rule(&format!("{}/**", reg.host()), "signed", with)],
         ),
     )
     .unwrap();
