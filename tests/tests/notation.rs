@@ -567,3 +567,40 @@ fn a_notation_trust_policy_and_trust_store_are_imported() {
         "trusted identity",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_level_allows_through_the_gateway_with_warnings_in_the_answer_and_audit_log() {
+    use portcullis_e2e::mode_stack::ModeStack;
+    use portcullis_e2e::review::{allowed, patch};
+    use portcullis_e2e::{Review, pod_spec};
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "audit/gw", "v1", 999));
+    tokio::task::block_in_place(|| notation_sign(&reg, &image, &["--leaf", "other_leaf"]));
+    let audit = config(
+        &reg,
+        vec![root("default", "ca_root.pem", None, None)],
+        json!({"verificationLevel": "audit"}),
+    );
+    let stack = ModeStack::start(&audit, "detectionMode: false", Vec::new()).await;
+    let review = Review::pod(pod_spec(&[&image.reference], &[], &[]));
+    let body = stack.mutate(&review).await;
+    assert!(allowed(&body), "{body}");
+    // Pinned to the digest that was checked for integrity.
+    assert!(
+        patch(&body).is_some_and(|p| p
+            .to_string()
+            .contains(&format!("{}@{}", image.reference, image.digest))),
+        "{body}"
+    );
+    let warnings = body["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains(&image.reference) && warnings.contains("NO_MATCHING_SIGNATURE"),
+        "{body}"
+    );
+    let record = stack.audit_of(&review.uid()).await;
+    assert_eq!(record["images"][0]["reason"], "AUDIT_ONLY", "{record}");
+    assert!(
+        record["warnings"].to_string().contains("authenticity"),
+        "{record}"
+    );
+}

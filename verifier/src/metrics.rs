@@ -27,7 +27,8 @@ pub struct VerifierMetrics {
     pub redis_latency: Family<Labels, Histogram>,
     /// `portcullis_registry_requests_total{host, status}`.
     pub registry_requests: Family<Labels, Counter>,
-    /// `portcullis_verifications_total{validator, result, source}`.
+    /// `portcullis_verifications_total{validator, result, source}`; result
+    /// `allowed`, `audit_only` (allowed with logged failures) or `denied`.
     pub verifications: Family<Labels, Counter>,
 }
 

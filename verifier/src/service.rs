@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use portcullis_proto::v1::verifier_server::Verifier;
-use portcullis_proto::{Source, VerifyRequest, VerifyResponse};
+use portcullis_proto::{Reason, Source, VerifyRequest, VerifyResponse};
 use tonic::{Request, Response, Status};
 
 use crate::decision::{Engine, Outcome, Workload};
@@ -87,10 +87,12 @@ impl Verifier for VerifierService {
                 ),
                 (
                     "result",
-                    if response.is_allowed() {
-                        "allowed"
-                    } else {
-                        "denied"
+                    // `audit_only`: allowed although checks that the rule's
+                    // level only logs failed (counted apart from clean allows).
+                    match (response.is_allowed(), response.reason()) {
+                        (true, Reason::AuditOnly) => "audit_only",
+                        (true, _) => "allowed",
+                        (false, _) => "denied",
                     }
                     .to_string(),
                 ),
@@ -106,7 +108,17 @@ impl Verifier for VerifierService {
             .inc();
         // Fresh verifications are worth a line; cache hits (the vast
         // majority under load) only at debug level.
-        if response.source() == Source::Fresh {
+        if response.source() == Source::Fresh && !response.warnings.is_empty() {
+            tracing::warn!(
+                uid = %req.request_uid,
+                namespace = %req.namespace,
+                image = %req.image,
+                allowed = response.is_allowed(),
+                reason = %response.reason_text(),
+                warnings = ?response.warnings,
+                "verify: allowed with logged failures"
+            );
+        } else if response.source() == Source::Fresh {
             tracing::info!(
                 uid = %req.request_uid,
                 namespace = %req.namespace,
