@@ -175,6 +175,47 @@ pub fn verify(
     stamped: &[u8],
     roots: &[Vec<u8>],
 ) -> Result<Timestamp, TimestampError> {
+    verify_with(token, stamped, roots, &[])
+}
+
+/// The `TimeStampToken` inside a DER `TimeStampResp` (RFC 3161 §2.4.2, what
+/// Sigstore bundles carry as `signedTimestamp`); a bare token is returned
+/// as it is. A response whose status is not granted (0) or
+/// grantedWithMods (1), or without a token, is malformed.
+pub fn token_from_response(der: &[u8]) -> Result<Vec<u8>, TimestampError> {
+    let parts: Vec<der::Any> = Vec::from_der(der).map_err(malformed)?;
+    match parts.first().map(|p| p.tag()) {
+        // A ContentInfo starts with its content type.
+        Some(der::Tag::ObjectIdentifier) => Ok(der.to_vec()),
+        Some(der::Tag::Sequence) => {
+            let status: Vec<der::Any> = parts[0].decode_as().map_err(malformed)?;
+            let code = status
+                .first()
+                .and_then(|s| s.decode_as::<Int>().ok())
+                .ok_or_else(|| malformed("the response has no status"))?;
+            if !matches!(code.as_bytes(), [0] | [1]) {
+                return Err(malformed("the response's status is not granted"));
+            }
+            parts
+                .get(1)
+                .ok_or_else(|| malformed("the response holds no token"))?
+                .to_der()
+                .map_err(malformed)
+        }
+        _ => Err(malformed("neither a TimeStampResp nor a TimeStampToken")),
+    }
+}
+
+/// [`verify`], with `known` certificates (DER) that the token may leave
+/// out: the TSA's own certificate and intermediates as a trust root lists
+/// them (Sigstore's `timestampAuthorities[].certChain`). They are
+/// candidates for the signer and the chain, never anchors.
+pub fn verify_with(
+    token: &[u8],
+    stamped: &[u8],
+    roots: &[Vec<u8>],
+    known: &[Vec<u8>],
+) -> Result<Timestamp, TimestampError> {
     let info = ContentInfo::from_der(token).map_err(malformed)?;
     if info.content_type != ID_SIGNED_DATA {
         return Err(malformed("not a signedData"));
@@ -211,6 +252,10 @@ pub fn verify(
             signers.len()
         )));
     };
+    let known: Vec<Certificate> = known
+        .iter()
+        .filter_map(|d| Certificate::from_der(d).ok())
+        .collect();
     let certs: Vec<&Certificate> = signed
         .certificates
         .iter()
@@ -219,6 +264,7 @@ pub fn verify(
             CertificateChoices::Certificate(c) => Some(c),
             CertificateChoices::Other(_) => None,
         })
+        .chain(known.iter())
         .collect();
     let signer_cert = certs
         .iter()

@@ -152,3 +152,41 @@ fn a_changed_token_never_changes_its_meaning_nor_panics() {
     assert!(verify(b"not a token", SIGNATURE, &roots).is_err());
     assert!(verify(&[], SIGNATURE, &roots).is_err());
 }
+
+fn leaf(stem: &str) -> Vec<u8> {
+    let pem = std::fs::read(pki().join(format!("{stem}_leaf.pem"))).unwrap();
+    pem::parse(pem).unwrap().contents().to_vec()
+}
+
+#[test]
+fn a_response_unwraps_to_its_token_and_a_bare_token_stays() {
+    let wrapped = token(SIGNATURE, &["--response"]);
+    let inner = portcullis_timestamp::token_from_response(&wrapped).expect("unwraps");
+    assert_ne!(inner, wrapped);
+    assert!(verify(&inner, SIGNATURE, &[root("tsa")]).is_ok());
+    let bare = token(SIGNATURE, &[]);
+    assert_eq!(
+        portcullis_timestamp::token_from_response(&bare).unwrap(),
+        bare
+    );
+    assert!(matches!(
+        portcullis_timestamp::token_from_response(b"\x30\x03\x02\x01\x00"),
+        Err(TimestampError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_token_without_certificates_needs_the_known_tsa_certificate() {
+    let t = token(SIGNATURE, &["--no-certs"]);
+    assert!(matches!(
+        verify(&t, SIGNATURE, &[root("tsa")]),
+        Err(TimestampError::Malformed(_))
+    ));
+    let known = [leaf("tsa")];
+    assert!(portcullis_timestamp::verify_with(&t, SIGNATURE, &[root("tsa")], &known).is_ok());
+    // Knowing a certificate never makes it an anchor.
+    assert!(matches!(
+        portcullis_timestamp::verify_with(&t, SIGNATURE, &[root("other_tsa")], &known),
+        Err(TimestampError::Untrusted(_))
+    ));
+}
