@@ -64,6 +64,9 @@ pub(crate) enum VerifyError {
     /// A keyless certificate does not verify.
     #[error("certificate: {0}")]
     CertInvalid(String),
+    /// Too few verified time sources (RFC 3161 timestamps, SET times).
+    #[error("timestamp: {0}")]
+    TimestampInvalid(String),
     /// Correctly signed, but for another digest.
     #[error("digest mismatch: {0}")]
     DigestMismatch(String),
@@ -116,6 +119,7 @@ impl VerifyError {
             VerifyError::IdentityMismatch(_) => Reason::IdentityMismatch,
             VerifyError::TlogInvalid(_) => Reason::TlogInvalid,
             VerifyError::CertInvalid(_) => Reason::CertInvalid,
+            VerifyError::TimestampInvalid(_) => Reason::TimestampInvalid,
             VerifyError::DigestMismatch(_) => Reason::DigestMismatch,
             VerifyError::AttestationMissing(_) => Reason::AttestationMissing,
             VerifyError::Cached { reason, .. } => *reason,

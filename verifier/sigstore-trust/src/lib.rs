@@ -25,15 +25,16 @@
 //!   [`SigstoreTrust::ct_keys`], both keyed by the log id: SHA-256 of the
 //!   key's SubjectPublicKeyInfo DER. The `logId.keyId` in the document must
 //!   be that same hash, or the load fails ([`TrustRootError::LogIdMismatch`]).
-//!   One exception: a Rekor v2 log, whose `logId` is its C2SP signed-note key
-//!   id (SHA-256 of `origin \n 0x01 ‖ raw Ed25519 key`, or the RSA form), is
-//!   recognised and left out ([`Skipped`]): it signs checkpoints only, never
-//!   the SETs the verifier checks.
+//!   A Rekor v2 log, whose `logId` is its C2SP signed-note key id (SHA-256
+//!   of `origin \n 0x01 ‖ raw Ed25519 key`), goes to
+//!   [`SigstoreTrust::rekor_v2_logs`] instead: it issues no SETs, only
+//!   checkpoints signed as its origin (the host of its `baseUrl`).
 //! * `certificateAuthorities[]` → [`SigstoreTrust::fulcio_certs`]: every
 //!   certificate of every chain (intermediates first, root last, as in the
 //!   document), each once. Self-signed ones are the trust anchors.
-//! * `timestampAuthorities[]` are checked for well-formedness and left out:
-//!   the verifier uses the Rekor integration time, not RFC 3161 timestamps.
+//! * `timestampAuthorities[]` → [`SigstoreTrust::tsas`]: each chain (TSA
+//!   certificate first, root last) with its `validFor`, for RFC 3161
+//!   timestamps.
 //!
 //! **Validity windows.** Every entry is kept with its `validFor` window
 //! (both ends inclusive; a missing `end`, or a missing `validFor`, means
@@ -105,6 +106,45 @@ pub struct SigstoreTrust {
     pub rekor_keys: HashMap<[u8; 32], LogKey>,
     /// CT log public keys by log id (SHA-256 of the SPKI DER).
     pub ct_keys: HashMap<[u8; 32], LogKey>,
+    /// Rekor v2 logs (checkpoints only, no SETs) by log id: the C2SP
+    /// signed-note key hash of their origin and key.
+    pub rekor_v2_logs: HashMap<[u8; 32], CheckpointLog>,
+    /// Timestamp authorities for RFC 3161 timestamps.
+    pub tsas: Vec<Tsa>,
+}
+
+/// A Rekor v2 log: an Ed25519 key that signs checkpoints as `origin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointLog {
+    /// The raw 32-byte Ed25519 public key.
+    pub raw_key: Vec<u8>,
+    /// The origin its checkpoints name (its `baseUrl`'s host).
+    pub origin: String,
+    /// Its `publicKey.validFor`.
+    pub valid: Validity,
+}
+
+impl CheckpointLog {
+    /// The log id of an Ed25519 log: SHA-256(origin ‖ `\n` ‖ 0x01 ‖ key).
+    pub fn log_id(origin: &str, raw_key: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(origin.as_bytes());
+        h.update([b'\n', 0x01]);
+        h.update(raw_key);
+        h.finalize().into()
+    }
+}
+
+/// A timestamp authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tsa {
+    /// Its chain, DER, as the document lists it: the TSA's certificate
+    /// (or an intermediate) first, the root last.
+    pub chain: Vec<Vec<u8>>,
+    /// Its `validFor`: it vouches for timestamps made in it.
+    pub valid: Validity,
+    /// Its `uri`, for messages.
+    pub uri: Option<String>,
 }
 
 /// A transparency-log (Rekor or CT) public key and when it vouches.
@@ -115,6 +155,9 @@ pub struct LogKey {
     /// Its `publicKey.validFor`: a Rekor key vouches for entries integrated
     /// in it, a CT key for SCTs timestamped in it.
     pub valid: Validity,
+    /// The host of its `baseUrl`, if the document gives one (a Rekor v1
+    /// checkpoint's origin reads `HOST - TREEID`).
+    pub host: Option<String>,
 }
 
 /// A Fulcio certificate (root or intermediate) and when its certificate
@@ -458,13 +501,14 @@ pub fn parse_trusted_root_detailed(
     // signatures made inside it) but do not count as usable now.
     let mut outside_now = Vec::new();
     let mut fulcio_now = false;
+    let mut v2_logs: Vec<([u8; 32], CheckpointLog)> = Vec::new();
     let mut logs = |list: &str,
                     entries: Vec<RawLog>,
                     into: &mut HashMap<[u8; 32], LogKey>|
      -> Result<bool, TrustRootError> {
         let mut any_now = false;
         for (i, log) in entries.iter().enumerate() {
-            if let Some((id, key)) = transparency_log(list, i, log, &mut skipped)? {
+            if let Some((id, key)) = transparency_log(list, i, log, &mut skipped, &mut v2_logs)? {
                 match key.valid.excludes(now) {
                     Some(reason) => outside_now.push(Skipped {
                         entry: entry_name(&format!("{list}[{i}]"), log.base_url.as_deref()),
@@ -483,6 +527,13 @@ pub fn parse_trusted_root_detailed(
         &mut trust.rekor_keys,
     )?;
     let ct_now = logs("ctlogs", raw.ctlogs.unwrap_or_default(), &mut trust.ct_keys)?;
+    let mut rekor_now = rekor_now;
+    for (id, log) in v2_logs {
+        if log.valid.excludes(now).is_none() {
+            rekor_now = true;
+        }
+        trust.rekor_v2_logs.insert(id, log);
+    }
     for (i, ca) in raw
         .certificate_authorities
         .unwrap_or_default()
@@ -513,13 +564,12 @@ pub fn parse_trusted_root_detailed(
         .enumerate()
     {
         let at = format!("timestampAuthorities[{i}]");
-        certificate_chain(&at, tsa)?;
-        time_range(&format!("{at}.validFor"), tsa.valid_for.as_ref())?;
-        skipped.push(Skipped {
-            entry: entry_name(&at, tsa.uri.as_deref()),
-            reason:
-                "timestamp authorities are not used (verification uses the Rekor integration time)"
-                    .into(),
+        let chain = certificate_chain(&at, tsa)?;
+        let valid = time_range(&format!("{at}.validFor"), tsa.valid_for.as_ref())?;
+        trust.tsas.push(Tsa {
+            chain,
+            valid,
+            uri: tsa.uri.clone(),
         });
     }
 
@@ -783,6 +833,7 @@ fn transparency_log(
     i: usize,
     log: &RawLog,
     skipped: &mut Vec<Skipped>,
+    v2: &mut Vec<([u8; 32], CheckpointLog)>,
 ) -> Result<Option<([u8; 32], LogKey)>, TrustRootError> {
     let is_rekor = list == "tlogs";
     let at = format!("{list}[{i}]");
@@ -842,10 +893,23 @@ fn transparency_log(
                 .iter()
                 .any(|id| id.as_slice() == declared.as_slice())
         {
-            skipped.push(Skipped {
-                entry,
-                reason: "Rekor v2 log (logId is its signed-note checkpoint key id): not used, the verifier checks Rekor v1 signed entry timestamps".into(),
-            });
+            if family == KeyFamily::Ed25519
+                && let Some(origin) = log.base_url.as_deref().map(url_host)
+            {
+                v2.push((
+                    computed_note_id(&declared),
+                    CheckpointLog {
+                        raw_key: raw_key.to_vec(),
+                        origin,
+                        valid: window,
+                    },
+                ));
+            } else {
+                skipped.push(Skipped {
+                    entry,
+                    reason: "Rekor v2 log with a non-Ed25519 key: not supported".into(),
+                });
+            }
             return Ok(None);
         }
         return Err(TrustRootError::LogIdMismatch {
@@ -860,8 +924,27 @@ fn transparency_log(
         LogKey {
             spki_der: der,
             valid: window,
+            host: log.base_url.as_deref().map(url_host),
         },
     )))
+}
+
+/// The host of a base URL (scheme, port and path dropped), as checkpoints
+/// name their log.
+fn url_host(base: &str) -> String {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority, |(h, _)| h)
+        .to_string()
+}
+
+fn computed_note_id(declared: &[u8]) -> [u8; 32] {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&declared[..32.min(declared.len())]);
+    id
 }
 
 /// Decodes and checks a CA's chain: every certificate parses, and each one's

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use sigstore::crypto::CosignVerificationKey;
 
 use crate::registry::Credential;
-use portcullis_sigstore_trust::{CaCert, LogKey, Validity};
+use portcullis_sigstore_trust::{CaCert, CheckpointLog, LogKey, Tsa, Validity};
 
 /// The raw YAML shape.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +82,17 @@ struct RawHost {
     /// The mirror's targets base URL (default: `<tufMirror>/targets`).
     #[serde(default)]
     tuf_targets: Option<String>,
+    /// A Rekor v2 log's Ed25519 public key (PEM), for private deployments;
+    /// needs `rekorV2Url`.
+    #[serde(default)]
+    rekor_v2_pubkey: Option<String>,
+    /// That log's base URL: its host is the origin its checkpoints name.
+    #[serde(default)]
+    rekor_v2_url: Option<String>,
+    /// A timestamp authority's chain (PEM: its certificate first, the root
+    /// last), for RFC 3161 timestamps.
+    #[serde(default)]
+    tsa_cert_chain: Option<String>,
     /// The pinned TUF root (a `root.json` file) for `tufMirror`; default:
     /// the public-good root shipped with Portcullis.
     #[serde(default)]
@@ -198,6 +209,17 @@ pub(crate) struct TransparencyRoots {
     /// Fulcio certificates: self-signed ones are trust anchors, the rest
     /// intermediates.
     pub(crate) fulcio_certs: Vec<CaCert>,
+    /// Rekor v2 logs (checkpoints, no SETs) by log id.
+    pub(crate) rekor_v2_logs: HashMap<[u8; 32], CheckpointLog>,
+    /// Timestamp authorities.
+    pub(crate) tsas: Vec<Tsa>,
+}
+
+impl TransparencyRoots {
+    /// Whether any transparency log (v1 or v2) is configured.
+    pub(crate) fn has_tlog(&self) -> bool {
+        !self.rekor_keys.is_empty() || !self.rekor_v2_logs.is_empty()
+    }
 }
 
 /// The validated cosign config.
@@ -407,6 +429,7 @@ pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldErro
                 LogKey {
                     spki_der: der,
                     valid: Validity::ALWAYS,
+                    host: None,
                 },
             );
         }
@@ -417,6 +440,7 @@ pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldErro
                 LogKey {
                     spki_der: der,
                     valid: Validity::ALWAYS,
+                    host: None,
                 },
             );
         }
@@ -431,6 +455,49 @@ pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldErro
                 .collect();
         }
         let _ = &host.rekor;
+        match (&host.rekor_v2_pubkey, &host.rekor_v2_url) {
+            (Some(pem), Some(url)) => {
+                let (_, der) = parse_public_key(pem).map_err(|m| field("host.rekorV2Pubkey", m))?;
+                let spki =
+                    <x509_cert::spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(&der)
+                        .map_err(|e| field("host.rekorV2Pubkey", e.to_string()))?;
+                if spki.algorithm.oid.to_string() != "1.3.101.112" {
+                    return Err(field(
+                        "host.rekorV2Pubkey",
+                        "a Rekor v2 log key must be Ed25519",
+                    ));
+                }
+                let raw_key = spki.subject_public_key.raw_bytes().to_vec();
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| field("host.rekorV2Url", format!("not a URL: {e}")))?;
+                let origin = parsed
+                    .host_str()
+                    .ok_or_else(|| field("host.rekorV2Url", "no host"))?
+                    .to_string();
+                transparency.rekor_v2_logs.insert(
+                    CheckpointLog::log_id(&origin, &raw_key),
+                    CheckpointLog {
+                        raw_key,
+                        origin,
+                        valid: Validity::ALWAYS,
+                    },
+                );
+            }
+            (None, None) => {}
+            _ => {
+                return Err(field(
+                    "host.rekorV2Pubkey",
+                    "rekorV2Pubkey and rekorV2Url go together",
+                ));
+            }
+        }
+        if let Some(pem) = &host.tsa_cert_chain {
+            transparency.tsas.push(Tsa {
+                chain: parse_cert_bundle(pem).map_err(|m| field("host.tsaCertChain", m))?,
+                valid: Validity::ALWAYS,
+                uri: None,
+            });
+        }
     }
     let mut sigstore = None;
     if let Some(host) = &raw.host {
@@ -486,10 +553,10 @@ pub(crate) fn validate(raw: RawCosign) -> Result<(String, CosignSpec), FieldErro
                 let issuer = matcher(&k.issuer, &k.issuer_regex, "issuer", &kat)?;
                 let subject = matcher(&k.subject, &k.subject_regex, "subject", &kat)?;
                 let pems_complete = !transparency.fulcio_certs.is_empty()
-                    && !transparency.rekor_keys.is_empty()
+                    && transparency.has_tlog()
                     && !transparency.ct_keys.is_empty();
                 let pems_partial = !transparency.fulcio_certs.is_empty()
-                    || !transparency.rekor_keys.is_empty()
+                    || transparency.has_tlog()
                     || !transparency.ct_keys.is_empty();
                 if !pems_complete && sigstore.is_none() {
                     if pems_partial {
@@ -561,6 +628,7 @@ impl RuleOptionsCheck for CosignSpec {
             "required",
             "verifyInTransparencyLog",
             "attestations",
+            "sigstorePolicy",
         ]
     }
 
@@ -597,6 +665,22 @@ fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), 
                 selected.len()
             ),
         ));
+    }
+    if let Some(p) = &options.sigstore_policy {
+        let keyless = selected
+            .iter()
+            .filter_map(|n| spec.root(n))
+            .any(|r| matches!(r.kind, TrustRootKind::Keyless { .. }));
+        if keyless
+            && p.observer_timestamps == Some(0)
+            && p.integrated_timestamps.unwrap_or(0) == 0
+            && p.signed_timestamps.unwrap_or(0) == 0
+        {
+            return Err((
+                "sigstorePolicy.observerTimestamps".to_string(),
+                "keyless signatures need a time to check their certificate at: at least one observer, integrated or signed timestamp".to_string(),
+            ));
+        }
     }
     if let Some(attestations) = &options.attestations {
         for (i, a) in attestations.iter().enumerate() {

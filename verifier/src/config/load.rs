@@ -194,6 +194,7 @@ fn check_options(options: &RuleOptions, kind: &ValidatorKind) -> Result<(), (Str
             options.verify_in_transparency_log.is_some(),
         ),
         ("attestations", options.attestations.is_some()),
+        ("sigstorePolicy", options.sigstore_policy.is_some()),
         ("delegations", options.delegations.is_some()),
         ("verificationLevel", options.verification_level.is_some()),
         ("verifyTimestamp", options.verify_timestamp.is_some()),

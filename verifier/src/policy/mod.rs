@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use regex::RegexSet;
 
-pub use options::{AttestationRequirement, Mode, RuleOptions, VerificationLevel, VerifyTimestamp};
+pub use options::{
+    AttestationRequirement, Mode, RuleOptions, SigstorePolicy, VerificationLevel, VerifyTimestamp,
+};
 pub use pattern::{Pattern, PatternError};
 
 /// One policy rule after config validation.

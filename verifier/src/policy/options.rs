@@ -17,6 +17,31 @@ pub enum Mode {
     ValidateOnly,
 }
 
+/// How many verified transparency-log entries and time sources a cosign
+/// signature needs (sigstore-go's `WithTransparencyLog`,
+/// `WithIntegratedTimestamps`, `WithSignedTimestamps`,
+/// `WithObserverTimestamps`). Unset fields take the defaults: for keyless
+/// signatures one tlog entry and one observer timestamp (a Rekor v1 SET's
+/// integration time, or an RFC 3161 timestamp from a trusted TSA); for key
+/// signatures one tlog entry when `verifyInTransparencyLog` (or a Rekor
+/// key) says so, and no timestamp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SigstorePolicy {
+    /// Verified log entries (SET or inclusion proof), in distinct logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transparency_log: Option<u32>,
+    /// Integration times vouched for by a SET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrated_timestamps: Option<u32>,
+    /// RFC 3161 timestamps from distinct trusted TSAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_timestamps: Option<u32>,
+    /// Integrated plus signed timestamps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observer_timestamps: Option<u32>,
+}
+
 /// An attestation a rule requires (cosign).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -48,6 +73,10 @@ pub struct RuleOptions {
     /// Whether key-based signatures must carry a valid Rekor entry (cosign).
     #[serde(default)]
     pub verify_in_transparency_log: Option<bool>,
+    /// Which time sources a keyless signature needs, as Sigstore's
+    /// verification policy counts them (cosign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigstore_policy: Option<SigstorePolicy>,
     /// Required attestations (cosign).
     #[serde(default)]
     pub attestations: Option<Vec<AttestationRequirement>>,

@@ -103,15 +103,38 @@ pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 pub(crate) struct TlogEntry {
     /// The entry body (canonical JSON), decoded.
     pub(crate) body: Vec<u8>,
-    /// Integration time, Unix seconds.
+    /// Integration time, Unix seconds (0 for Rekor v2, which has none).
     pub(crate) integrated_time: i64,
     /// The log index.
     pub(crate) log_index: i64,
-    /// The log id: SHA-256 of the log's public key.
+    /// The log id: SHA-256 of a v1 log's public key, a v2 log's C2SP key
+    /// hash.
     pub(crate) log_id: Vec<u8>,
-    /// The signed entry timestamp (the log's promise of inclusion).
+    /// The signed entry timestamp (the log's promise of inclusion); empty
+    /// when the entry has none (Rekor v2).
     pub(crate) signed_entry_timestamp: Vec<u8>,
+    /// The inclusion proof, if the entry carries one.
+    pub(crate) proof: Option<InclusionProof>,
 }
+
+/// An entry's Merkle inclusion proof and the checkpoint it leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InclusionProof {
+    /// The leaf index in the tree the proof is for (a v1 shard's own
+    /// index, which differs from the entry's global `logIndex`).
+    pub(crate) log_index: i64,
+    /// The root hash the proof claims.
+    pub(crate) root_hash: Vec<u8>,
+    /// The tree size the proof claims.
+    pub(crate) tree_size: i64,
+    /// The audit path, leaf to root.
+    pub(crate) hashes: Vec<[u8; 32]>,
+    /// The signed checkpoint (note text), if any.
+    pub(crate) checkpoint: Option<String>,
+}
+
+/// The most transparency-log entries and timestamps read per bundle.
+const MAX_PER_BUNDLE: usize = 4;
 
 /// One signature or attestation, ready to check.
 #[derive(Debug, Clone)]
@@ -124,8 +147,11 @@ pub(crate) struct Candidate {
     pub(crate) signatures: Vec<Vec<u8>>,
     /// The signing certificate (DER), for keyless signatures.
     pub(crate) certificate: Option<Vec<u8>>,
-    /// The transparency-log entry, if any.
-    pub(crate) tlog: Option<TlogEntry>,
+    /// The transparency-log entries (a legacy signature has at most one).
+    pub(crate) tlog: Vec<TlogEntry>,
+    /// RFC 3161 timestamps over the signature (bundles), DER as carried
+    /// (a `TimeStampResp` or a bare token).
+    pub(crate) timestamps: Vec<Vec<u8>>,
     /// A short description for messages, e.g. `.sig layer 0`.
     pub(crate) label: String,
 }
@@ -185,6 +211,7 @@ fn legacy_tlog(annotation: &str) -> Result<TlogEntry, ParseError> {
         log_id: hex::decode(&bundle.payload.log_id)
             .map_err(|e| ParseError(format!("bad logID: {e}")))?,
         signed_entry_timestamp: b64(&bundle.signed_entry_timestamp)?,
+        proof: None,
     })
 }
 
@@ -208,7 +235,10 @@ pub(crate) fn from_signature_layer(
         tlog: annotations
             .get(ANNOTATION_BUNDLE)
             .map(|b| legacy_tlog(b))
-            .transpose()?,
+            .transpose()?
+            .into_iter()
+            .collect(),
+        timestamps: Vec::new(),
         label,
     })
 }
@@ -266,7 +296,10 @@ pub(crate) fn from_attestation_layer(
         tlog: annotations
             .get(ANNOTATION_BUNDLE)
             .map(|b| legacy_tlog(b))
-            .transpose()?,
+            .transpose()?
+            .into_iter()
+            .collect(),
+        timestamps: Vec::new(),
         label,
     })
 }
@@ -292,6 +325,21 @@ struct VerificationMaterial {
     x509_certificate_chain: Option<CertChain>,
     #[serde(default)]
     tlog_entries: Vec<BundleTlogEntry>,
+    #[serde(default)]
+    timestamp_verification_data: Option<TimestampData>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimestampData {
+    #[serde(default)]
+    rfc3161_timestamps: Vec<SignedTimestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedTimestamp {
+    signed_timestamp: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,7 +363,26 @@ struct BundleTlogEntry {
     integrated_time: Option<StringOrInt>,
     #[serde(default)]
     inclusion_promise: Option<InclusionPromise>,
+    #[serde(default)]
+    inclusion_proof: Option<BundleProof>,
     canonicalized_body: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BundleProof {
+    log_index: StringOrInt,
+    root_hash: String,
+    tree_size: StringOrInt,
+    #[serde(default)]
+    hashes: Vec<String>,
+    #[serde(default)]
+    checkpoint: Option<BundleCheckpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BundleCheckpoint {
+    envelope: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,30 +449,55 @@ pub(crate) fn from_bundle(json: &[u8], label: String) -> Result<Candidate, Parse
             .transpose()?,
         (None, None) => None,
     };
-    // A bundle carries at most one entry we can check offline: the first
-    // with an inclusion promise (SET).
     let tlog = material
         .tlog_entries
         .iter()
-        .find(|e| e.inclusion_promise.is_some())
+        .take(MAX_PER_BUNDLE)
         .map(|e| -> Result<TlogEntry, ParseError> {
+            let proof = e
+                .inclusion_proof
+                .as_ref()
+                .map(|p| -> Result<InclusionProof, ParseError> {
+                    Ok(InclusionProof {
+                        log_index: p.log_index.value()?,
+                        root_hash: b64(&p.root_hash)?,
+                        tree_size: p.tree_size.value()?,
+                        hashes: p
+                            .hashes
+                            .iter()
+                            .map(|h| {
+                                b64(h)?.try_into().map_err(|_| {
+                                    ParseError("an inclusion proof hash is not 32 bytes".into())
+                                })
+                            })
+                            .collect::<Result<_, _>>()?,
+                        checkpoint: p.checkpoint.as_ref().map(|c| c.envelope.clone()),
+                    })
+                })
+                .transpose()?;
             Ok(TlogEntry {
                 body: b64(&e.canonicalized_body)?,
-                integrated_time: e
-                    .integrated_time
-                    .as_ref()
-                    .ok_or_else(|| ParseError("tlog entry has no integratedTime".into()))?
-                    .value()?,
+                integrated_time: match &e.integrated_time {
+                    Some(t) => t.value()?,
+                    None => 0,
+                },
                 log_index: e.log_index.value()?,
                 log_id: b64(&e.log_id.key_id)?,
-                signed_entry_timestamp: b64(&e
-                    .inclusion_promise
-                    .as_ref()
-                    .map(|p| p.signed_entry_timestamp.clone())
-                    .unwrap_or_default())?,
+                signed_entry_timestamp: match &e.inclusion_promise {
+                    Some(p) => b64(&p.signed_entry_timestamp)?,
+                    None => Vec::new(),
+                },
+                proof,
             })
         })
-        .transpose()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let timestamps = material
+        .timestamp_verification_data
+        .iter()
+        .flat_map(|d| d.rfc3161_timestamps.iter())
+        .take(MAX_PER_BUNDLE)
+        .map(|t| b64(&t.signed_timestamp))
+        .collect::<Result<Vec<_>, _>>()?;
     let (content, signatures) = match (&bundle.dsse_envelope, &bundle.message_signature) {
         (Some(envelope), None) => envelope_parts(envelope)?,
         (None, Some(m)) => {
@@ -435,6 +527,7 @@ pub(crate) fn from_bundle(json: &[u8], label: String) -> Result<Candidate, Parse
         signatures,
         certificate,
         tlog,
+        timestamps,
         label,
     })
 }

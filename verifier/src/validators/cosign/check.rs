@@ -7,18 +7,31 @@
 //! * **Keyless roots:** the signature verifies with the certificate's own
 //!   key (so a borrowed certificate cannot vouch for an attacker's
 //!   signature: a gap in sigstore-rs's identity verifiers); the Rekor entry
-//!   is required, its SET verifies and its body names this signature and
-//!   certificate; the certificate chains to the Fulcio roots and is valid at
-//!   the integration time; its SCT verifies; the identity matches; and the
-//!   content names the image digest.
+//!   is required and its body names this signature and certificate; the
+//!   certificate chains to the Fulcio roots and is valid at every verified
+//!   time; its SCT verifies; the identity matches; and the content names the
+//!   image digest.
+//!
+//! **Time sources** ([`evidence`]). A log entry counts when its SET (Rekor
+//! v1) or its inclusion proof against a signed checkpoint (Rekor v1 or v2)
+//! verifies; an entry with both must pass both. A SET vouches for the
+//! entry's integration time. An RFC 3161 timestamp counts when it covers
+//! the signature, chains to a trusted TSA at its time and lies in that
+//! TSA's `validFor`. The rule's [`SigstorePolicy`] says how many of each a
+//! signature needs; by default a keyless signature needs one log entry and
+//! one time (a SET's, or a timestamp's), so a Rekor v2 entry counts only
+//! with a timestamp and a bundle with neither is denied.
+//!
+//! [`SigstorePolicy`]: crate::policy::SigstorePolicy
 
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::candidate::Candidate;
 use super::certificate::SigningCert;
 use super::content::{Claim, claim};
-use super::tlog::{Signer, check_body, verify_set};
+use super::tlog::{Signer, check_body, verify_entry};
 use crate::config::cosign::{TransparencyRoots, TrustRoot, TrustRootKind};
+use crate::policy::SigstorePolicy;
 
 /// Why a candidate does not count for a root, ranked: a failure found
 /// further along the checks says more about what went wrong.
@@ -30,6 +43,8 @@ pub(crate) enum Failure {
     Identity(String),
     /// Keyless: chain, validity or SCT.
     Certificate(String),
+    /// Too few verified time sources (timestamps or SET times).
+    Timestamp(String),
     /// The transparency-log entry is missing or invalid.
     Tlog(String),
     /// Correctly signed, but for another image.
@@ -63,6 +78,8 @@ pub(crate) struct CheckOptions<'a> {
     pub(crate) transparency: &'a TransparencyRoots,
     /// The manifest bytes, needed for message-signature bundles.
     pub(crate) manifest: Option<&'a [u8]>,
+    /// The rule's time-source policy (defaults per kind of signer).
+    pub(crate) policy: SigstorePolicy,
 }
 
 /// Checks `candidate` against `root`.
@@ -90,14 +107,24 @@ pub(crate) fn check(
             })?;
             let claim = claim(&candidate.content, options.digest)
                 .map_err(|e| Failure::Digest(format!("{}: {e}", candidate.label)))?;
-            if options.require_tlog_for_keys {
-                check_tlog(
+            let p = options.policy;
+            let needs = Needs {
+                tlog: p
+                    .transparency_log
+                    .unwrap_or(u32::from(options.require_tlog_for_keys)),
+                integrated: p.integrated_timestamps.unwrap_or(0),
+                signed: p.signed_timestamps.unwrap_or(0),
+                observer: p.observer_timestamps.unwrap_or(0),
+            };
+            if needs != Needs::default() {
+                let found = evidence(
                     candidate,
                     &signed,
                     signature,
                     Signer::Key(spki_der),
                     options.transparency,
-                )?;
+                );
+                found.meets(&needs, &candidate.label)?;
             }
             Ok(Pass {
                 claim,
@@ -122,16 +149,29 @@ pub(crate) fn check(
                     candidate.label
                 ))
             })?;
-            let entry = check_tlog(
+            let p = options.policy;
+            let needs = Needs {
+                tlog: p.transparency_log.unwrap_or(1),
+                integrated: p.integrated_timestamps.unwrap_or(0),
+                signed: p.signed_timestamps.unwrap_or(0),
+                observer: p.observer_timestamps.unwrap_or(1).max(1),
+            };
+            let found = evidence(
                 candidate,
                 &signed,
                 signature,
                 Signer::Certificate(cert.der()),
                 options.transparency,
-            )?;
-            let issuer_spki = cert
-                .verify_chain(&options.transparency.fulcio_certs, entry)
-                .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
+            );
+            found.meets(&needs, &candidate.label)?;
+            // The certificate must be valid, and its CA trusted, at every
+            // verified time.
+            let mut issuer_spki = Vec::new();
+            for t in found.times() {
+                issuer_spki = cert
+                    .verify_chain(&options.transparency.fulcio_certs, t)
+                    .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
+            }
             cert.verify_sct(&issuer_spki, &options.transparency.ct_keys)
                 .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
             let identity = cert.identity();
@@ -176,20 +216,159 @@ fn first_verifying<'c>(
         .map(Vec::as_slice)
 }
 
-/// Verifies the candidate's log entry; returns its integration time.
-fn check_tlog(
+/// How many of each time source a signature needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Needs {
+    tlog: u32,
+    integrated: u32,
+    signed: u32,
+    observer: u32,
+}
+
+/// What a candidate's log entries and timestamps establish.
+#[derive(Debug, Default)]
+pub(crate) struct Evidence {
+    /// Distinct logs with a verified entry about this signature.
+    logs: Vec<[u8; 32]>,
+    /// Integration times vouched for by SETs.
+    integrated: Vec<i64>,
+    /// Times of verified RFC 3161 timestamps, one per TSA.
+    signed: Vec<i64>,
+    /// Why the first entry that did not count failed.
+    tlog_error: Option<String>,
+    /// Why the first timestamp that did not count failed.
+    timestamp_error: Option<String>,
+}
+
+impl Evidence {
+    /// Every verified time: SET integration times and timestamp times.
+    fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        self.integrated.iter().chain(&self.signed).copied()
+    }
+
+    fn meets(&self, needs: &Needs, label: &str) -> Result<(), Failure> {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        if count(self.logs.len()) < needs.tlog {
+            return Err(Failure::Tlog(format!(
+                "{label}: {} of {} required transparency-log entries verify{}",
+                self.logs.len(),
+                needs.tlog,
+                self.tlog_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_else(|| ": the signature has no transparency-log entry".into())
+            )));
+        }
+        let why = || {
+            self.timestamp_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        };
+        if count(self.signed.len()) < needs.signed {
+            return Err(Failure::Timestamp(format!(
+                "{label}: {} of {} required RFC 3161 timestamps verify{}",
+                self.signed.len(),
+                needs.signed,
+                why()
+            )));
+        }
+        if count(self.integrated.len()) < needs.integrated {
+            return Err(Failure::Timestamp(format!(
+                "{label}: {} of {} required signed entry timestamps verify",
+                self.integrated.len(),
+                needs.integrated
+            )));
+        }
+        let observed = self.integrated.len() + self.signed.len();
+        if count(observed) < needs.observer {
+            return Err(Failure::Timestamp(format!(
+                "{label}: no verified time for the signature (neither a signed entry timestamp nor a trusted RFC 3161 timestamp){}",
+                why()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Verifies the candidate's log entries (each also bound to this
+/// signature, signer and content) and its timestamps over `signature`.
+pub(crate) fn evidence(
     candidate: &Candidate,
     signed: &[u8],
     signature: &[u8],
     signer: Signer<'_>,
     transparency: &TransparencyRoots,
-) -> Result<i64, Failure> {
-    let fail = |e: super::tlog::TlogError| Failure::Tlog(format!("{}: {e}", candidate.label));
-    let entry = candidate
-        .tlog
-        .as_ref()
-        .ok_or_else(|| fail(super::tlog::TlogError::Missing))?;
-    verify_set(entry, &transparency.rekor_keys).map_err(fail)?;
-    check_body(entry, &candidate.content, signed, signature, signer).map_err(fail)?;
-    Ok(entry.integrated_time)
+) -> Evidence {
+    let mut out = Evidence::default();
+    for entry in &candidate.tlog {
+        let verified = verify_entry(entry, transparency).and_then(|v| {
+            check_body(entry, &candidate.content, signed, signature, signer).map(|()| v)
+        });
+        match verified {
+            Ok(v) => {
+                if !out.logs.contains(&v.log_id) {
+                    out.logs.push(v.log_id);
+                    out.integrated.extend(v.integrated_time);
+                }
+            }
+            Err(e) => {
+                out.tlog_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    let mut tsas_used: Vec<usize> = Vec::new();
+    for token in &candidate.timestamps {
+        match verify_timestamp(token, signature, transparency) {
+            Ok((tsa, time)) => {
+                if !tsas_used.contains(&tsa) {
+                    tsas_used.push(tsa);
+                    out.signed.push(time);
+                }
+            }
+            Err(e) => {
+                out.timestamp_error.get_or_insert(e);
+            }
+        }
+    }
+    out
+}
+
+/// One RFC 3161 timestamp over `signature`, from the first trusted TSA it
+/// verifies with; returns that TSA's index and the stamped time.
+fn verify_timestamp(
+    der: &[u8],
+    signature: &[u8],
+    transparency: &TransparencyRoots,
+) -> Result<(usize, i64), String> {
+    let token = portcullis_timestamp::token_from_response(der).map_err(|e| e.to_string())?;
+    if transparency.tsas.is_empty() {
+        return Err("no timestamp authority is trusted".into());
+    }
+    let mut first_error = None;
+    for (i, tsa) in transparency.tsas.iter().enumerate() {
+        let Some((root, known)) = tsa.chain.split_last() else {
+            continue;
+        };
+        match portcullis_timestamp::verify_with(
+            &token,
+            signature,
+            std::slice::from_ref(root),
+            known,
+        ) {
+            Ok(ts) if tsa.valid.contains(ts.time.timestamp()) => {
+                return Ok((i, ts.time.timestamp()));
+            }
+            Ok(ts) => {
+                first_error.get_or_insert(format!(
+                    "the timestamp {} is outside its TSA's validity window",
+                    ts.time
+                ));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "no trusted TSA".into()))
 }

@@ -14,6 +14,7 @@ pub(crate) mod certificate;
 pub(crate) mod check;
 pub(crate) mod content;
 pub(crate) mod discover;
+pub(crate) mod inclusion;
 #[cfg(test)]
 mod public_good_bundles;
 use portcullis_sigstore_trust::public_good;
@@ -109,6 +110,8 @@ impl CosignValidator {
             let t = &mut spec.transparency;
             t.fulcio_certs.extend(trust.fulcio_certs);
             t.rekor_keys.extend(trust.rekor_keys);
+            t.rekor_v2_logs.extend(trust.rekor_v2_logs);
+            t.tsas.extend(trust.tsas);
             t.ct_keys.extend(trust.ct_keys);
             tracing::info!(
                 fulcio = t.fulcio_certs.len(),
@@ -185,9 +188,10 @@ impl CosignValidator {
             digest: &digest,
             require_tlog_for_keys: options
                 .verify_in_transparency_log
-                .unwrap_or(!self.spec.transparency.rekor_keys.is_empty()),
+                .unwrap_or(self.spec.transparency.has_tlog()),
             transparency: &self.spec.transparency,
             manifest: found.manifest.as_deref(),
+            policy: options.sigstore_policy.unwrap_or_default(),
         };
         let signers = decide(
             &found.candidates,
@@ -322,6 +326,7 @@ pub(crate) fn decide(
             Some(Failure::Digest(m)) => VerifyError::DigestMismatch(m),
             Some(Failure::Tlog(m)) => VerifyError::TlogInvalid(m),
             Some(Failure::Certificate(m)) => VerifyError::CertInvalid(m),
+            Some(Failure::Timestamp(m)) => VerifyError::TimestampInvalid(m),
             Some(Failure::Identity(m)) => VerifyError::IdentityMismatch(m),
             Some(Failure::NoMatch(m)) => {
                 VerifyError::NoMatchingSignature(format!("{m}; trust roots: {}", root_names(roots)))
@@ -486,6 +491,24 @@ fn transparency_fingerprint(t: &crate::config::cosign::TransparencyRoots) -> [u8
         h.update((cert.der.len() as u64).to_be_bytes());
         h.update(&cert.der);
         window(&mut h, &cert.valid);
+    }
+    h.update(b"rekor-v2");
+    let sorted: BTreeMap<&[u8; 32], &trust_root::CheckpointLog> = t.rekor_v2_logs.iter().collect();
+    for (id, log) in sorted {
+        h.update(id);
+        h.update((log.origin.len() as u64).to_be_bytes());
+        h.update(log.origin.as_bytes());
+        h.update(&log.raw_key);
+        window(&mut h, &log.valid);
+    }
+    h.update(b"tsa");
+    for tsa in &t.tsas {
+        h.update((tsa.chain.len() as u64).to_be_bytes());
+        for c in &tsa.chain {
+            h.update((c.len() as u64).to_be_bytes());
+            h.update(c);
+        }
+        window(&mut h, &tsa.valid);
     }
     h.finalize().into()
 }

@@ -39,6 +39,8 @@ async fn transparency() -> TransparencyRoots {
         rekor_keys: trust.rekor_keys,
         ct_keys: trust.ct_keys,
         fulcio_certs: trust.fulcio_certs,
+        rekor_v2_logs: trust.rekor_v2_logs,
+        tsas: trust.tsas,
     }
 }
 
@@ -76,6 +78,7 @@ fn options<'a>(digest: &'a str, transparency: &'a TransparencyRoots) -> CheckOpt
         require_tlog_for_keys: true,
         transparency,
         manifest: None,
+        policy: Default::default(),
     }
 }
 

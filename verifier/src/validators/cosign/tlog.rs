@@ -8,7 +8,15 @@
 //!    candidate's. Without this, any valid Rekor entry would do (a gap in
 //!    sigstore-rs's `.sig` path).
 //!
-//! Supported bodies: `hashedrekord` 0.0.1, `rekord` 0.0.1 (cosign 1.x),
+//! 3. **Inclusion** ([`verify_entry`]): an entry with an inclusion proof
+//!    must prove it ([`super::inclusion`]): for Rekor v1 against a
+//!    checkpoint signed by the same log key (checked as well as the SET
+//!    when both are there), for Rekor v2 (no SET) against a checkpoint
+//!    signed by the log's Ed25519 key as its origin. A checkpoint for a tree
+//!    that does not contain the entry, or signed by another key, fails.
+//!
+//! Supported bodies: `hashedrekord` 0.0.1 and 0.0.2 (Rekor v2, which logs
+//! DSSE envelopes as a hashedrekord over their PAE), `rekord` 0.0.1 (cosign 1.x),
 //! `dsse` 0.0.1, and for DSSE
 //! attestations logged by cosign before v2.2, `intoto` 0.0.2 and 0.0.1.
 //! An `intoto` 0.0.1 body names no signature, only the signer and the
@@ -24,14 +32,13 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::candidate::{Content, TlogEntry};
+use super::inclusion::{InclusionError, NoteKey, leaf_hash, verify_checkpoint, verify_inclusion};
 use super::trust_root::LogKey;
+use crate::config::cosign::TransparencyRoots;
 
 /// Why a log entry does not vouch for a signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum TlogError {
-    /// No entry at all.
-    #[error("the signature has no transparency-log entry")]
-    Missing,
     /// The log id names no configured Rekor key.
     #[error("the entry's log is not a trusted Rekor log")]
     UnknownLog,
@@ -45,6 +52,112 @@ pub(crate) enum TlogError {
     /// The body is not about this signature.
     #[error("the log entry is about another signature: {0}")]
     BodyMismatch(String),
+    /// The entry has neither a signed entry timestamp nor an inclusion
+    /// proof (a Rekor v2 entry needs the proof).
+    #[error("the log entry has no inclusion proof{0}")]
+    NoProof(&'static str),
+    /// The inclusion proof or its checkpoint does not verify.
+    #[error("inclusion: {0}")]
+    Inclusion(#[from] InclusionError),
+}
+
+/// What a verified entry vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// The log (its id), for counting distinct logs.
+    pub(crate) log_id: [u8; 32],
+    /// The integration time, when a SET vouches for it (Rekor v1).
+    pub(crate) integrated_time: Option<i64>,
+}
+
+/// Verifies `entry` as an entry of a trusted log: the SET (v1, when
+/// present) and the inclusion proof against a signed checkpoint (when
+/// present; required without a SET). The body's binding to the signature
+/// is [`check_body`]'s.
+pub(crate) fn verify_entry(
+    entry: &TlogEntry,
+    transparency: &TransparencyRoots,
+) -> Result<Verified, TlogError> {
+    let log_id: [u8; 32] = entry
+        .log_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| TlogError::UnknownLog)?;
+    if let Some(key) = transparency.rekor_keys.get(&log_id) {
+        let mut integrated_time = None;
+        if !entry.signed_entry_timestamp.is_empty() {
+            verify_set(entry, &transparency.rekor_keys)?;
+            integrated_time = Some(entry.integrated_time);
+        }
+        match &entry.proof {
+            Some(proof) => prove(
+                entry,
+                proof,
+                u64::try_from(proof.log_index).map_err(|_| InclusionError::Proof)?,
+                NoteKey::Ecdsa {
+                    spki_der: &key.spki_der,
+                    host: key.host.as_deref(),
+                },
+            )?,
+            None if integrated_time.is_none() => return Err(TlogError::NoProof("")),
+            None => {}
+        }
+        return Ok(Verified {
+            log_id,
+            integrated_time,
+        });
+    }
+    let log = transparency
+        .rekor_v2_logs
+        .get(&log_id)
+        .ok_or(TlogError::UnknownLog)?;
+    let proof = entry
+        .proof
+        .as_ref()
+        .ok_or(TlogError::NoProof(" (a Rekor v2 entry needs one)"))?;
+    prove(
+        entry,
+        proof,
+        u64::try_from(entry.log_index).map_err(|_| InclusionError::Proof)?,
+        NoteKey::Ed25519 {
+            key: &log.raw_key,
+            origin: &log.origin,
+        },
+    )?;
+    Ok(Verified {
+        log_id,
+        integrated_time: None,
+    })
+}
+
+/// The proof leads from the body at `index` to the root of a checkpoint
+/// signed by `key`, and the proof's own root and size are the checkpoint's.
+fn prove(
+    entry: &TlogEntry,
+    proof: &super::candidate::InclusionProof,
+    index: u64,
+    key: NoteKey<'_>,
+) -> Result<(), InclusionError> {
+    let envelope = proof
+        .checkpoint
+        .as_deref()
+        .ok_or_else(|| InclusionError::Malformed("no checkpoint".into()))?;
+    let checkpoint = verify_checkpoint(envelope, key)?;
+    if proof.root_hash.as_slice() != checkpoint.root
+        || u64::try_from(proof.tree_size).ok() != Some(checkpoint.size)
+    {
+        return Err(InclusionError::Proof);
+    }
+    if !verify_inclusion(
+        index,
+        checkpoint.size,
+        leaf_hash(&entry.body),
+        &proof.hashes,
+        &checkpoint.root,
+    ) {
+        return Err(InclusionError::Proof);
+    }
+    Ok(())
 }
 
 /// Who signed, as the log entry must name it.
@@ -127,6 +240,46 @@ struct HashedRekordSignature {
 #[derive(Deserialize)]
 struct PublicKeyContent {
     content: String,
+}
+
+/// Rekor v2 `hashedrekord` 0.0.2 (`spec.hashedRekordV002`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HashedRekordV2 {
+    hashed_rekord_v002: HashedRekordV2Spec,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV2Spec {
+    data: HashedRekordV2Data,
+    signature: HashedRekordV2Signature,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV2Data {
+    algorithm: String,
+    digest: String,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordV2Signature {
+    content: String,
+    verifier: V2Verifier,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Verifier {
+    #[serde(default)]
+    public_key: Option<RawBytes>,
+    #[serde(default)]
+    x509_certificate: Option<RawBytes>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
 }
 
 #[derive(Deserialize)]
@@ -329,6 +482,42 @@ pub(crate) fn check_body(
             }
             Ok(())
         }
+        ("hashedrekord", "0.0.2") => {
+            let spec: HashedRekordV2 = serde_json::from_value(body.spec)
+                .map_err(|_| mismatch("unparsable hashedrekord 0.0.2"))?;
+            let spec = spec.hashed_rekord_v002;
+            if decode_b64(&spec.signature.content).as_deref() != Some(signature) {
+                return Err(mismatch("signature differs"));
+            }
+            let v = &spec.signature.verifier;
+            let named = match (signer, &v.public_key, &v.x509_certificate) {
+                (Signer::Key(spki), Some(k), None) => {
+                    decode_b64(&k.raw_bytes).as_deref() == Some(spki)
+                }
+                (Signer::Certificate(der), None, Some(c)) => {
+                    decode_b64(&c.raw_bytes).as_deref() == Some(der)
+                }
+                _ => false,
+            };
+            if !named {
+                return Err(mismatch("signer differs"));
+            }
+            let digest = decode_b64(&spec.data.digest).unwrap_or_default();
+            let hashed_ok = match (content, spec.data.algorithm.as_str()) {
+                (Content::MessageSignature { digest: image }, "SHA2_256") => image
+                    .strip_prefix("sha256:")
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&hex::encode(&digest))),
+                (Content::MessageSignature { .. }, _) => false,
+                (_, "SHA2_256") => Sha256::digest(signed).as_slice() == digest,
+                (_, "SHA2_384") => Sha384::digest(signed).as_slice() == digest,
+                (_, "SHA2_512") => Sha512::digest(signed).as_slice() == digest,
+                _ => false,
+            };
+            if !hashed_ok {
+                return Err(mismatch("signed data hash differs"));
+            }
+            Ok(())
+        }
         (kind, version) => Err(TlogError::BodyMismatch(format!(
             "unsupported entry kind {kind} {version}"
         ))),
@@ -358,6 +547,7 @@ mod tests {
             log_index: 0,
             log_id: vec![0; 32],
             signed_entry_timestamp: vec![],
+            proof: None,
         }
     }
 
