@@ -742,7 +742,7 @@ fn key_family(details: &serde_json::Value) -> Option<KeyFamily> {
         Some(KeyFamily::EcP521)
     } else if name == "PKIX_ED25519" || name == "PKIX_ED25519_PH" {
         Some(KeyFamily::Ed25519)
-    } else if name.starts_with("PKIX_RSA_") {
+    } else if name.starts_with("PKIX_RSA_") || name.starts_with("PKCS1_RSA_") {
         Some(KeyFamily::Rsa)
     } else {
         None
@@ -846,6 +846,18 @@ fn transparency_log(
         &format!("{at}.publicKey.rawBytes"),
         key.raw_bytes.as_deref(),
     )?;
+    // `PKCS1_RSA_*` (deprecated, still in staging's root): a bare PKCS#1
+    // RSAPublicKey, wrapped here into the SubjectPublicKeyInfo that log ids
+    // hash and verifiers read.
+    let der = match key.key_details.as_ref().and_then(|d| d.as_str()) {
+        Some(d) if d.starts_with("PKCS1_RSA_") => pkcs1_to_spki(&der).map_err(|e| {
+            field(
+                format!("{at}.publicKey.rawBytes"),
+                format!("not a PKCS#1 RSA public key: {e}"),
+            )
+        })?,
+        _ => der,
+    };
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&der).map_err(|e| {
         field(
             format!("{at}.publicKey.rawBytes"),
@@ -927,6 +939,25 @@ fn transparency_log(
             host: log.base_url.as_deref().map(url_host),
         },
     )))
+}
+
+/// A PKCS#1 `RSAPublicKey` as a SubjectPublicKeyInfo (rsaEncryption, NULL
+/// parameters).
+fn pkcs1_to_spki(pkcs1: &[u8]) -> Result<Vec<u8>, der::Error> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKey<'a> {
+        modulus: der::asn1::UintRef<'a>,
+        exponent: der::asn1::UintRef<'a>,
+    }
+    RsaPublicKey::from_der(pkcs1)?;
+    x509_cert::spki::SubjectPublicKeyInfoOwned {
+        algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+            oid: OID_RSA,
+            parameters: Some(der::asn1::Null.into()),
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(pkcs1)?,
+    }
+    .to_der()
 }
 
 /// The host of a base URL (scheme, port and path dropped), as checkpoints

@@ -163,6 +163,16 @@ pub(crate) struct Candidate {
 pub(crate) struct ParseError(pub(crate) String);
 
 fn b64(s: &str) -> Result<Vec<u8>, ParseError> {
+    // Line breaks are ignored, as Go's decoder (which writes and reads
+    // bundles in sigstore-go and cosign) ignores them.
+    let s: std::borrow::Cow<'_, str> = if s.contains(['\n', '\r']) {
+        s.chars()
+            .filter(|c| !matches!(c, '\n' | '\r'))
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    };
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
         .map_err(|e| ParseError(format!("bad base64: {e}")))

@@ -34,7 +34,9 @@ pub(crate) enum CertError {
     #[error("unparsable certificate: {0}")]
     Parse(String),
     /// Does not chain to a configured Fulcio root at the integration time.
-    #[error("certificate does not chain to a trusted Fulcio root at the log integration time: {0}")]
+    #[error(
+        "certificate does not chain to a trusted Fulcio root at the signing time (a verified SET or timestamp): {0}"
+    )]
     Chain(String),
     /// Missing or invalid SCT.
     #[error("certificate transparency: {0}")]
