@@ -87,3 +87,58 @@ fn public_good_snapshot_is_the_keyless_default() {
         results[0]
     );
 }
+
+#[test]
+fn rekor_v2_logs_and_timestamp_authorities_come_from_the_trusted_root() {
+    let reg = Registry::start_plain();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = mktuf(&dir.path().join("repo"), &[]);
+    let host = tuf::mirror_host(&repo);
+    let fulcio = pki().display().to_string();
+    let sign = |repo_name: &str, seed: u64, tsa: &str| {
+        let image = push_image(&reg, repo_name, "v1", seed);
+        portcullis_e2e::signer::sigtool(
+            "bundle",
+            &reg,
+            &image,
+            &[
+                "--keyless",
+                "--fulcio-dir",
+                &fulcio,
+                "--issuer",
+                ISSUER,
+                "--san",
+                ALICE,
+                "--rekor-v2",
+                "--timestamp",
+                tsa,
+                "--tsa-pki",
+                &fulcio,
+            ],
+        );
+        image
+    };
+    // The Rekor v2 log and the TSA, both from the trusted root.
+    let image = sign("tuf/v2", 610, "tsa");
+    let (_, results, stderr) = verify_json(&config(&reg, host.clone()), &[&image.reference], &[]);
+    assert_eq!(results[0]["allowed"], true, "{stderr} {results:?}");
+    // A TSA whose validFor ended in 2021: its timestamp of today does not
+    // count, and nothing else gives a time.
+    let image = sign("tuf/v2-window", 611, "tsa_window");
+    let (_, results, stderr) = verify_json(&config(&reg, host), &[&image.reference], &[]);
+    assert_eq!(results[0]["allowed"], false, "{stderr}");
+    assert!(
+        results[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("TIMESTAMP_INVALID"),
+        "{results:?}"
+    );
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside its TSA's validity window"),
+        "{results:?}"
+    );
+}

@@ -360,7 +360,9 @@ fn verify_timestamp(
                 return Ok((i, ts.time.timestamp()));
             }
             Ok(ts) => {
-                first_error.get_or_insert(format!(
+                // The token verified with this TSA: its window is the
+                // reason, whatever other TSAs said.
+                first_error = Some(format!(
                     "the timestamp {} is outside its TSA's validity window",
                     ts.time
                 ));
