@@ -5,7 +5,7 @@
 # JSON under .local/loadtest/results/. See loadtest/README.md.
 #
 #   loadtest/run.sh SCENARIO [--verifiers N] [--rate R] [--duration D] [options]
-#   SCENARIO: warm | mixed | rollout | cold | deny | static
+#   SCENARIO: warm | mixed | rollout | cold | deny | static | baseline
 #   loadtest/run.sh --help      all options
 #
 # Environment: PORTCULLIS_NO_BUILD=1 (or --no-build) skips

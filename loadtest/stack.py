@@ -54,6 +54,10 @@ SCENARIOS = {
     "rollout": {"rate": None, "duration": None, "p99": 1000, "count": 1000, "seconds": 3},
     "deny": {"rate": 500, "duration": "30s", "p99": 100},
     "static": {"rate": 1000, "duration": "30s", "p99": 25},
+    # Portcullis vs the bare baseline server (loadtest/baseline), static.js
+    # with one statically allowed image (3-container Pods: one Verify call
+    # after de-duplication), interleaved --pairs times.
+    "baseline": {"rate": 1000, "duration": "30s", "p99": 25},
 }
 STATIC_ALLOW = ["nginx:1.27", "docker.io/library/redis:7.2", "registry.k8s.io/pause:3.9"]
 VERIFIER_UA = "portcullis-verifier"
@@ -658,6 +662,50 @@ def measure(stack, ctx, scenario, env, html=None, label=None):
     }
 
 
+def compare_with_baseline(stack, ctx, a, bindir, cert, key, env, run_dir):
+    """Interleaved pairs: static.js against the gateway, then against the
+    bare baseline server, --pairs times; CPU per admission of gateway +
+    verifiers vs the baseline's, and the throughput ratio."""
+    port = free_port()
+    base = stack.spawn("baseline", [
+        os.path.join(bindir, "portcullis-baseline"), "--listen", "127.0.0.1:%d" % port,
+        "--tls-cert", cert, "--tls-key", key,
+    ], stdout_path=os.path.join(run_dir, "baseline.log"))
+    wait_tcp(port, "baseline", stack)
+    base_ctx = dict(ctx, gateway=base, verifiers=[], metrics_urls=[],
+                    gateway_log=os.path.join(run_dir, "baseline.log"), gateway_metrics=None)
+    image = os.environ.get("BASELINE_IMAGE", "nginx:1.27")
+    env = dict(env, RATE=a.rate or SCENARIOS["baseline"]["rate"],
+               DURATION=a.duration or SCENARIOS["baseline"]["duration"],
+               P99_MS=a.p99_ms if a.p99_ms is not None else SCENARIOS["baseline"]["p99"],
+               STATIC_IMAGES=",".join([image] * 3))
+    rows, pairs = [], []
+    for i in range(a.pairs):
+        p = measure(stack, ctx, "static", dict(env, TARGET=ctx["target"]),
+                    label="portcullis#%d" % (i + 1))
+        b = measure(stack, base_ctx, "static", dict(env, TARGET="https://127.0.0.1:%d" % port),
+                    label="baseline#%d" % (i + 1))
+        rows += [p, b]
+        p_cpu = p["cpu_per_1000"]["gateway"] + p["cpu_per_1000"]["verifiers"]
+        b_cpu = b["cpu_per_1000"]["gateway"]
+        pairs.append({"pair": i + 1, "portcullis_cpu_ms": p_cpu, "baseline_cpu_ms": b_cpu,
+                      "cpu_ratio": p_cpu / b_cpu if b_cpu else None,
+                      "portcullis_throughput": p["throughput"], "baseline_throughput": b["throughput"],
+                      "throughput_ratio": p["throughput"] / b["throughput"] if b["throughput"] else None,
+                      "portcullis_p99_ms": p["latency_ms"]["p99"], "baseline_p99_ms": b["latency_ms"]["p99"]})
+    print()
+    print("| pair | Portcullis CPU ms/admission | baseline CPU ms/admission | CPU ratio | "
+          "Portcullis throughput/s | baseline throughput/s | throughput ratio | Portcullis p99 ms | baseline p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for x in pairs:
+        print("| %d | %.3f | %.3f | %s | %.1f | %.1f | %s | %.2f | %.2f |" % (
+            x["pair"], x["portcullis_cpu_ms"], x["baseline_cpu_ms"],
+            "%.1f" % x["cpu_ratio"] if x["cpu_ratio"] else "-", x["portcullis_throughput"],
+            x["baseline_throughput"], "%.2f" % x["throughput_ratio"] if x["throughput_ratio"] else "-",
+            x["portcullis_p99_ms"], x["baseline_p99_ms"]))
+    return rows, {"pairs": pairs}
+
+
 def fmt(x, nd=2):
     if isinstance(x, float):
         return ("%." + str(nd) + "f") % x
@@ -710,6 +758,8 @@ def main():
                     help="the gateway's --balance (default: the gateway's own, rendezvous); p2c spreads "
                          "one image over all verifiers, which exercises the cross-verifier Redis lease")
     ap.add_argument("--no-notary", action="store_true", help="do not start Notary (no dct images)")
+    ap.add_argument("--pairs", type=int, default=3,
+                    help="baseline: interleaved Portcullis/baseline pairs (3)")
     ap.add_argument("--keep", action="store_true", help="keep the stack up after the run until Ctrl-C")
     ap.add_argument("--owner-api", action="store_true",
                     help="rollout: serve the Pods' owner ReplicaSet from a stub Kubernetes API and point the "
@@ -726,7 +776,8 @@ def main():
     os.makedirs(run_dir, exist_ok=True)
     os.makedirs(results_dir, exist_ok=True)
     bindir = os.environ.get("PORTCULLIS_BIN_DIR", os.path.join(ROOT, "target", "release"))
-    for b in ("portcullis-gateway", "portcullis-verifier"):
+    for b in ("portcullis-gateway", "portcullis-verifier") + (
+            ("portcullis-baseline",) if a.scenario == "baseline" else ()):
         if not os.access(os.path.join(bindir, b), os.X_OK):
             raise Failure("%s/%s is not built (cargo build --release --workspace)" % (bindir, b))
 
@@ -824,7 +875,7 @@ def main():
                "redis": stack.procs[[p.name for p in stack.procs].index("redis")],
                "access_log": access_log, "metrics_urls": metrics_urls,
                "gateway_log": os.path.join(run_dir, "gateway.log"),
-               "gateway_metrics": (target + "/metrics", tls)}
+               "gateway_metrics": (target + "/metrics", tls), "target": target}
 
         env = {"TARGET": target, "IMAGES": cat_path, "ENDPOINT": a.endpoint}
         primed = {"warm": "warm", "mixed": "repeat"}.get(a.scenario)
@@ -834,7 +885,9 @@ def main():
             log("primed %d %s images in %.1f s (outside the measured window)" % (n, primed, time.time() - t0))
         p99 = a.p99_ms if a.p99_ms is not None else sc["p99"]
         rows, checks, extra = [], [], {}
-        if a.scenario == "warm" and a.find_max:
+        if a.scenario == "baseline":
+            rows, extra = compare_with_baseline(stack, ctx, a, bindir, cert, key, env, run_dir)
+        elif a.scenario == "warm" and a.find_max:
             best = None
             for rate in [int(x) for x in a.steps.split(",") if x.strip()]:
                 log("find-max: %d/s for %s" % (rate, a.step_duration))

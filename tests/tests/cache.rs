@@ -459,3 +459,41 @@ async fn a_lease_is_released_by_its_holder_only() {
     l2.release("k2", &token).await;
     assert_eq!(cli(&["EXISTS", "{k2}:lease"]).trim(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_rules_never_touch_the_shared_cache() {
+    // A static allow has nothing to resolve or cache: no tag lookup in
+    // either tier, no Redis round trip per admission.
+    let redis = tokio::task::block_in_place(|| Redis::start(None));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        config_yaml(
+            vec![json!({"name": "allow", "type": "static", "approve": true})],
+            vec![rule(
+                "docker.io/library/*:*",
+                "allow",
+                serde_json::Value::Null,
+            )],
+        ),
+    )
+    .unwrap();
+    let a = tokio::task::block_in_place(|| verifier(&config, &redis, &[], dir.path()));
+    for _ in 0..5 {
+        let r = verify(&a.verifier, "nginx:1.27").await;
+        assert!(r.is_allowed(), "{r:?}");
+    }
+    let text = a.verifier.metrics_text(a.metrics).await;
+    let tag_lookups: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("portcullis_cache_lookups_total") && l.contains("kind=\"tag\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(tag_lookups, 0.0, "{text}");
+    assert_eq!(
+        metric_sum(&text, "portcullis_redis_op_duration_seconds_count"),
+        0.0,
+        "{text}"
+    );
+}

@@ -96,6 +96,9 @@ impl Validator for Cached {
                 .await
                 .map(|d| d.or(Some(digest.to_string())));
         }
+        if !self.inner.resolves() {
+            return self.inner.resolve(image, call).await;
+        }
         let key = self.scoped(
             image,
             call,
@@ -118,6 +121,10 @@ impl Validator for Cached {
             Ok((digest, _)) => Ok(digest),
             Err(e) => Err((*e).clone()),
         }
+    }
+
+    fn resolves(&self) -> bool {
+        self.inner.resolves()
     }
 
     fn binds_tags(&self) -> bool {

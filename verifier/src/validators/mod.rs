@@ -85,6 +85,16 @@ pub(crate) trait Validator: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Whether [`resolve`] looks anything up (cosign, notation). Validators
+    /// that judge the reference as written say no, and the cache layer then
+    /// skips the tag cache for them (no lookup, no shared-cache round trip,
+    /// per admission of a static or Notary image).
+    ///
+    /// [`resolve`]: Validator::resolve
+    fn resolves(&self) -> bool {
+        false
+    }
+
     /// Whether the validator itself checks that the tag of a `tag@digest`
     /// reference names the digest (Notary: the signed targets), so that the
     /// tag may choose its rule without asking the registry.

@@ -233,6 +233,10 @@ impl Validator for CosignValidator {
             .map(Some)
     }
 
+    fn resolves(&self) -> bool {
+        true
+    }
+
     async fn verify(
         &self,
         image: &ImageRef,

@@ -396,6 +396,10 @@ impl Validator for NotationValidator {
             .map(Some)
     }
 
+    fn resolves(&self) -> bool {
+        true
+    }
+
     async fn verify(
         &self,
         image: &ImageRef,
