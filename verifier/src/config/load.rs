@@ -59,23 +59,40 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         validators.push(validator);
     }
 
-    let mut rules = Vec::with_capacity(raw.policy.len());
-    let mut seen_patterns = HashSet::new();
+    let mut rules: Vec<Rule> = Vec::with_capacity(raw.policy.len());
     for (i, rule) in raw.policy.into_iter().enumerate() {
         let at = format!("policy[{i}]");
         let pattern = Pattern::parse(&rule.pattern)
             .map_err(|e| err(&format!("{at}.pattern"), e.to_string()))?;
-        if !seen_patterns.insert(pattern.normalized().to_string()) {
+        let validator_name = rule.validator.unwrap_or_else(|| "default".to_string());
+        // Two rules whose patterns normalise alike: the same rule written
+        // twice is kept once (as Connaisseur, which warns about identical
+        // rules); different validators or options for the same images are
+        // a real conflict.
+        if let Some(earlier) = rules
+            .iter()
+            .find(|r| r.pattern.normalized() == pattern.normalized())
+        {
+            let options = rule.with.clone().unwrap_or_default();
+            if earlier.validator == validator_name && earlier.options == options {
+                tracing::warn!(
+                    rule = %rule.pattern,
+                    earlier = %earlier.pattern.written(),
+                    normalized = %pattern.normalized(),
+                    "{file}: {at}: the same rule as an earlier one; kept once"
+                );
+                continue;
+            }
             return Err(err(
                 &format!("{at}.pattern"),
                 format!(
-                    "pattern `{}` duplicates an earlier rule (both normalise to `{}`)",
+                    "pattern `{}` and the earlier `{}` both mean `{}` but name different validators or options",
                     rule.pattern,
+                    earlier.pattern.written(),
                     pattern.normalized()
                 ),
             ));
         }
-        let validator_name = rule.validator.unwrap_or_else(|| "default".to_string());
         let Some(validator) = validators.iter().find(|v| v.name == validator_name) else {
             return Err(err(
                 &format!("{at}.validator"),
@@ -365,11 +382,48 @@ policy:
 
     #[test]
     fn duplicate_pattern() {
-        expect_err(
+        // The same rule twice (after normalisation) is kept once.
+        let c = parse(
             "validators:\n  - {name: a, type: static, approve: true}\npolicy:\n  - {pattern: 'nginx:*', validator: a}\n  - {pattern: 'docker.io/library/nginx:*', validator: a}\n",
+        )
+        .unwrap();
+        assert_eq!(c.policy.rules().len(), 1);
+        // The same images routed to different validators is a conflict.
+        expect_err(
+            "validators:\n  - {name: a, type: static, approve: true}\n  - {name: b, type: static, approve: false}\npolicy:\n  - {pattern: 'nginx:*', validator: a}\n  - {pattern: 'docker.io/library/nginx:*', validator: b}\n",
             "policy[1].pattern",
-            "duplicates an earlier rule",
+            "name different validators or options",
         );
+    }
+
+    /// The image policy of Connaisseur's basics page: its `*:*` catch-all
+    /// next to an explicit `docker.io/library/*:*` rule, and `with.key`,
+    /// the older spelling of `with.trustRoot`.
+    #[test]
+    fn connaisseur_catch_all_and_with_key() {
+        let c = parse(
+            "validators:\n  - {name: default, type: static, approve: false}\n  - {name: allow, type: static, approve: true}\n  - name: signed\n    type: cosign\n    trustRoots:\n      - name: alice\n        key: |\n          -----BEGIN PUBLIC KEY-----\n          MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtR5kwrDK22SyCu7WMF8tCjVgeORA\n          S2PWacRcBN/VQdVK4PVk1w4pMWlz9AHQthDGl+W2k3elHkPbR+gNkK2PCA==\n          -----END PUBLIC KEY-----\npolicy:\n  - pattern: '*:*'\n  - pattern: 'docker.io/library/*:*'\n    validator: allow\n  - pattern: 'docker.io/myrepo/*:*'\n    validator: signed\n    with: {key: alice}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.policy.rules().len(), 3);
+        let signed = c
+            .policy
+            .rules()
+            .iter()
+            .find(|r| r.validator == "signed")
+            .unwrap();
+        assert_eq!(signed.options.trust_root.as_deref(), Some("alice"));
+        // The catch-all matches images on any registry.
+        let m = c
+            .policy
+            .matching_rule("quay.io/org/app:1")
+            .expect("matches");
+        assert_eq!(m.validator, "default");
+        let m = c
+            .policy
+            .matching_rule("docker.io/library/nginx:1.27")
+            .expect("matches");
+        assert_eq!(m.validator, "allow");
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub struct RuleOptions {
     #[serde(default)]
     pub mode: Mode,
     /// The trust root to use (cosign, notaryv1); `"*"` means all (cosign).
-    #[serde(default)]
+    /// `key` is accepted too: Connaisseur's older spelling, still in its
+    /// docs.
+    #[serde(default, alias = "key")]
     pub trust_root: Option<String>,
     /// How many distinct trust roots must have signed (cosign).
     #[serde(default)]

@@ -108,6 +108,15 @@ impl Pattern {
 
 /// Normalises the host and `library/` parts of a pattern.
 fn normalize(written: &str) -> String {
+    // Connaisseur's catch-alls (`*:*`, `*`, `**:*`…: wildcards and colons
+    // only, one component) match every image there (it matches patterns
+    // as substrings, `*` crossing `/`); here they mean "any image", `**`.
+    if !written.contains('/')
+        && written.contains('*')
+        && written.chars().all(|c| c == '*' || c == ':')
+    {
+        return "**".to_string();
+    }
     let (first, rest) = match written.split_once('/') {
         Some((first, rest)) => (first, Some(rest)),
         None => (written, None),
@@ -207,7 +216,10 @@ mod tests {
     #[test]
     fn normalisation() {
         assert_eq!(n("nginx:*"), "docker.io/library/nginx:*");
-        assert_eq!(n("*:*"), "docker.io/library/*:*");
+        // Connaisseur's catch-alls mean any image.
+        assert_eq!(n("*:*"), "**");
+        assert_eq!(n("*"), "**");
+        assert!(Pattern::parse("*:*").unwrap().to_regex() == "^(?s:.*)$");
         assert_eq!(n("bitnami/*"), "docker.io/bitnami/*");
         assert_eq!(n("docker.io/nginx:*"), "docker.io/library/nginx:*");
         assert_eq!(n("index.docker.io/org/app:*"), "docker.io/org/app:*");
