@@ -24,6 +24,16 @@ pub enum Fault {
     Status(u16),
     /// Accept the request and never answer.
     Hang,
+    /// Answer every `n`th request with `status` and, if given, a
+    /// `Retry-After` of that many seconds; forward the others.
+    EveryNth {
+        /// Which requests (every `n`th, counting from the switch).
+        n: usize,
+        /// The status.
+        status: u16,
+        /// The `Retry-After` seconds.
+        retry_after: Option<u32>,
+    },
 }
 
 #[derive(Clone)]
@@ -31,6 +41,10 @@ struct Shared {
     upstream: String,
     fault: Arc<Mutex<Fault>>,
     requests: Arc<AtomicUsize>,
+    /// Requests counted by `Fault::EveryNth` since it was set.
+    nth: Arc<AtomicUsize>,
+    /// Answers injected by `Fault::EveryNth`.
+    injected: Arc<AtomicUsize>,
     client: reqwest::Client,
 }
 
@@ -49,6 +63,8 @@ impl FaultProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             fault: Arc::new(Mutex::new(Fault::Pass)),
             requests: Arc::new(AtomicUsize::new(0)),
+            nth: Arc::new(AtomicUsize::new(0)),
+            injected: Arc::new(AtomicUsize::new(0)),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -81,7 +97,13 @@ impl FaultProxy {
 
     /// Switches the fault.
     pub async fn set(&self, fault: Fault) {
+        self.shared.nth.store(0, Ordering::SeqCst);
         *self.shared.fault.lock().await = fault;
+    }
+
+    /// Answers injected by [`Fault::EveryNth`] so far.
+    pub fn injected(&self) -> usize {
+        self.shared.injected.load(Ordering::SeqCst)
     }
 
     /// Requests seen so far.
@@ -128,6 +150,32 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
                 .into_response()
         }
         Fault::Pass => forward(&shared, request).await,
+        Fault::EveryNth {
+            n,
+            status,
+            retry_after,
+        } => {
+            let seen = shared.nth.fetch_add(1, Ordering::SeqCst) + 1;
+            if n > 0 && seen % n == 0 {
+                shared.injected.fetch_add(1, Ordering::SeqCst);
+                let mut headers = HeaderMap::new();
+                if let Some(s) = retry_after {
+                    headers.insert(
+                        "retry-after",
+                        HeaderValue::from_str(&s.to_string()).expect("header"),
+                    );
+                }
+                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+                (
+                    code,
+                    headers,
+                    "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}",
+                )
+                    .into_response()
+            } else {
+                forward(&shared, request).await
+            }
+        }
     }
 }
 

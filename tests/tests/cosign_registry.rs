@@ -277,3 +277,64 @@ fn requests_of_a_cold_key_verification() {
     expected.sort();
     assert_eq!(got, expected, "{requests:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_retry_after_is_honoured_and_long_one_fails_at_once() {
+    let reg = Registry::start_plain();
+    let image = push_image(&reg, "ratelimit/app", "v1", 220);
+    sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")]);
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let config = alice_config_for_host(&host);
+    let reference = format!("{host}/ratelimit/app:v1");
+    // Undisturbed: how many requests one verification takes.
+    let r = tokio::task::block_in_place(|| one(&config, &reference));
+    assert_eq!(r["allowed"], true, "{r}");
+    let baseline = proxy.requests();
+
+    // Every third request throttled with `Retry-After: 1`: each is waited
+    // out and retried once, so the image is admitted with one extra request
+    // per throttled one.
+    proxy
+        .set(Fault::EveryNth {
+            n: 3,
+            status: 429,
+            retry_after: Some(1),
+        })
+        .await;
+    let before = proxy.requests();
+    let started = Instant::now();
+    let r = tokio::task::block_in_place(|| one(&config, &reference));
+    assert_eq!(r["allowed"], true, "{r}");
+    let injected = proxy.injected();
+    assert!(injected >= 1, "the fault was exercised");
+    assert_eq!(proxy.requests() - before, baseline + injected);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the wait was taken"
+    );
+
+    // A `Retry-After` longer than the verifier waits (30 s): denied at once
+    // as transient, never a wait to the deadline.
+    proxy
+        .set(Fault::EveryNth {
+            n: 1,
+            status: 503,
+            retry_after: Some(30),
+        })
+        .await;
+    let started = Instant::now();
+    let r = tokio::task::block_in_place(|| one(&config, &reference));
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("REGISTRY_UNAVAILABLE ({host}, 503)")),
+        "{r}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no wait for 30 s"
+    );
+}

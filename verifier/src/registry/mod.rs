@@ -318,7 +318,39 @@ impl RegistryClient {
         Ok(response)
     }
 
+    /// Sends one request; a 429 or 503 whose `Retry-After` asks for at most
+    /// [`MAX_RETRY_AFTER`] is retried once after that wait. Longer waits are
+    /// not taken (the answer is the transient failure at once), and the
+    /// caller's deadline, which bounds every registry call, cancels a wait
+    /// that would outlast it: a retry never happens past the admission
+    /// deadline.
     async fn request(
+        &self,
+        registry: &str,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let response = self
+            .request_once(registry, method.clone(), url, accept, authorization)
+            .await?;
+        let Some(wait) = retry_after(&response) else {
+            return Ok(response);
+        };
+        tracing::debug!(
+            registry,
+            url,
+            wait_ms = wait.as_millis() as u64,
+            "registry asked to retry after"
+        );
+        drop(response);
+        tokio::time::sleep(wait).await;
+        self.request_once(registry, method, url, accept, authorization)
+            .await
+    }
+
+    async fn request_once(
         &self,
         registry: &str,
         method: Method,
@@ -599,6 +631,32 @@ impl RegistryClient {
 }
 
 /// `sha256:` followed by 64 lower-case hex digits.
+/// The longest `Retry-After` honoured: longer requests fail at once as
+/// transient (`REGISTRY_UNAVAILABLE`), rather than holding an admission.
+pub(crate) const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The wait a 429 or 503 asks for, if it carries a `Retry-After` in
+/// seconds (RFC 9110 §10.2.3; an HTTP date is not used) of at most
+/// [`MAX_RETRY_AFTER`].
+fn retry_after(response: &reqwest::Response) -> Option<std::time::Duration> {
+    if !matches!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let wait = std::time::Duration::from_secs(seconds);
+    (wait <= MAX_RETRY_AFTER).then_some(wait)
+}
+
 pub(crate) fn is_sha256_digest(d: &str) -> bool {
     d.strip_prefix("sha256:").is_some_and(|h| {
         h.len() == 64
