@@ -118,6 +118,13 @@ pub struct CacheArgs {
     /// failures never are).
     #[arg(long, env = "PORTCULLIS_NEGATIVE_TTL_SECS", default_value_t = 30)]
     pub negative_ttl_secs: u64,
+    /// How long past its TTL an allowed verdict may still answer, in
+    /// seconds, when re-verifying it fails transiently (registry, token
+    /// service or Notary server unreachable, timing out, 429/5xx). Only for
+    /// the exact digest under the same rule and trust material; never for
+    /// denials; a definitive answer ends it at once; 0 turns it off.
+    #[arg(long, env = "PORTCULLIS_STALE_IF_ERROR_SECS", default_value_t = 600)]
+    pub stale_if_error_secs: u64,
     /// How long a tag's resolved digest is reused, in seconds.
     #[arg(long, env = "PORTCULLIS_TAG_TTL_SECS", default_value_t = 30)]
     pub tag_ttl_secs: u64,
@@ -322,6 +329,7 @@ pub(crate) async fn build_caches(
     let ttls = Ttls {
         verdict: Duration::from_secs(args.verdict_ttl_secs),
         negative: Duration::from_secs(args.negative_ttl_secs),
+        stale_if_error: Duration::from_secs(args.stale_if_error_secs),
         tag: Duration::from_secs(args.tag_ttl_secs),
         trust: Duration::from_secs(args.trust_ttl_secs),
     };

@@ -254,6 +254,13 @@ impl L2 {
         let _: Option<redis::Value> = self.run("set", cmd).await;
     }
 
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(key);
+        let _: Option<redis::Value> = self.run("del", cmd).await;
+    }
+
     /// Tries to take the lease for `key` (`SET NX PX`) under a token unique
     /// to this acquisition.
     pub async fn lease(&self, key: &str, ttl: Duration) -> Lease {

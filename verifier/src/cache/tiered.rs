@@ -281,6 +281,42 @@ where
         }
     }
 
+    /// Stores `value` under `key` for `ttl` in both tiers (no coalescing:
+    /// for values a computation derived, such as a verdict's stale copy).
+    pub async fn put(&self, key: &str, value: V, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        if let Some(l2) = &self.l2 {
+            self.publish(l2, &self.redis_key(key), &value, ttl).await;
+        }
+        self.l1
+            .insert(key.to_string(), Arc::new(fresh(value, ttl)))
+            .await;
+    }
+
+    /// The value under `key` if either tier holds an unexpired one; never
+    /// computes.
+    pub async fn peek(&self, key: &str) -> Option<V> {
+        if let Some(held) = self.l1.get(key).await
+            && held.stored.expires_at_ms > now_ms()
+        {
+            return Some(held.stored.value.clone());
+        }
+        let l2 = self.l2.as_ref()?;
+        self.read_l2(l2, &self.redis_key(key), Source::CacheL2)
+            .await
+            .map(|h| h.stored.value)
+    }
+
+    /// Removes `key` from both tiers.
+    pub async fn remove(&self, key: &str) {
+        self.l1.invalidate(key).await;
+        if let Some(l2) = &self.l2 {
+            l2.delete(&self.redis_key(key)).await;
+        }
+    }
+
     /// Runs moka's pending maintenance (eviction, size accounting); for
     /// measurements and tests.
     pub async fn run_pending_tasks(&self) {

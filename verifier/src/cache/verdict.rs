@@ -103,6 +103,9 @@ pub struct Ttls {
     pub tag: Duration,
     /// Trust data (Notary metadata) refresh interval.
     pub trust: Duration,
+    /// How long past its TTL an allowed verdict may still answer when
+    /// re-verifying it fails transiently (zero: never).
+    pub stale_if_error: Duration,
 }
 
 impl Default for Ttls {
@@ -112,6 +115,7 @@ impl Default for Ttls {
             negative: Duration::from_secs(30),
             tag: Duration::from_secs(30),
             trust: Duration::from_secs(300),
+            stale_if_error: Duration::from_secs(600),
         }
     }
 }

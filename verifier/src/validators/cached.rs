@@ -16,6 +16,17 @@
 //!   certificate checked against the current time ends, a signature
 //!   expires) is cached no longer than that, and never served after it.
 //!
+//! * **Stale-if-error.** Every allowed verdict also leaves a copy under
+//!   `KEY|stale` that lives `--stale-if-error-secs` longer. When a fresh
+//!   verification of the same key fails *transiently* (registry, token
+//!   service or Notary server unreachable, timing out, 429/5xx), that copy
+//!   answers, with source `STALE` and a warning. It is keyed exactly like
+//!   the verdict (fingerprint of rule and trust material, digest, workload
+//!   scope), so a changed policy or trust root never finds it; a definitive
+//!   denial deletes it at once; denials and transient failures never make
+//!   one; a tag is never resolved from it (tags go through the tag cache,
+//!   whose failures deny).
+//!
 //! What it may skip: the registry requests and signature checks of a
 //! verification made under the same fingerprint (the same rule, validator
 //! config and trust material) for the same digest. What it never allows:
@@ -144,6 +155,7 @@ impl Validator for Cached {
         };
         let ttls = self.caches.ttls;
         let key = self.scoped(image, call, verdict_key(&fingerprint, digest));
+        let stale_key = format!("{key}|stale");
         let verdict = self
             .caches
             .verdicts
@@ -160,7 +172,20 @@ impl Validator for Cached {
                         } else {
                             ttls.negative
                         };
-                        Ok((v.clone(), capped(ttl, v.valid_until, call.now)))
+                        let ttl = capped(ttl, v.valid_until, call.now);
+                        if v.allowed {
+                            // The copy stale-if-error may answer from, for
+                            // the TTL plus the stale window (never past
+                            // what the verdict holds until).
+                            let keep = capped(ttl + ttls.stale_if_error, v.valid_until, call.now);
+                            if !ttls.stale_if_error.is_zero() {
+                                self.caches.verdicts.put(&stale_key, v.clone(), keep).await;
+                            }
+                        } else {
+                            // A definitive denial ends any stale allow.
+                            self.caches.verdicts.remove(&stale_key).await;
+                        }
+                        Ok((v, ttl))
                     }
                     None => Err(result.err().unwrap_or(VerifyError::Internal(
                         "transient failure without error".into(),
@@ -168,6 +193,31 @@ impl Validator for Cached {
                 }
             })
             .await;
+        if let Err(e) = &verdict
+            && e.is_transient()
+            && !ttls.stale_if_error.is_zero()
+            && let Some(stale) = self.caches.verdicts.peek(&stale_key).await
+            && stale.allowed
+            && stale.valid_until.is_none_or(|t| t > call.now.timestamp())
+        {
+            tracing::warn!(
+                image = %image,
+                digest,
+                error = %e,
+                "re-verification failed transiently; answering with the last allowed verdict (stale-if-error)"
+            );
+            let mut result = stale.into_result();
+            if let Ok(v) = &mut result {
+                v.warnings.push(format!(
+                    "stale: re-verification failed ({}); the last allowed verdict for this digest answers",
+                    portcullis_proto::reason_code(e.reason())
+                ));
+            }
+            return Judgement {
+                result,
+                source: portcullis_proto::Source::Stale,
+            };
+        }
         match verdict {
             // An allow past the time it holds until (a tier kept it a
             // little longer than its capped TTL) is verified afresh.

@@ -1,0 +1,152 @@
+//! Stale-if-error: when re-verifying an allowed digest fails transiently
+//! (the registry is down or throttling), the last allowed verdict for that
+//! exact digest, rule and trust material answers, with source `STALE`; and
+//! never otherwise. Real registry behind the fault proxy, real Redis shared
+//! by two verifiers, signatures by the independent signer.
+
+use std::path::Path;
+
+use portcullis_e2e::Verifier;
+use portcullis_e2e::config::{config_yaml, key_roots, rule};
+use portcullis_e2e::faults::{Fault, FaultProxy};
+use portcullis_e2e::redis::Redis;
+use portcullis_e2e::registry::Registry;
+use portcullis_e2e::signer::{pki_path, push_image, sigtool};
+use portcullis_proto::{Reason, Source, VerifyRequest, VerifyResponse};
+use serde_json::json;
+
+const HMAC_KEY: &str = "stale-test-hmac-key-0123456789abcdef";
+
+fn config(host: &str, root: &str) -> String {
+    config_yaml(
+        vec![json!({
+            "name": "signed",
+            "type": "cosign",
+            "insecureRegistries": [host],
+            "trustRoots": key_roots(&["alice", "bob"]),
+        })],
+        vec![rule(
+            &format!("{host}/**"),
+            "signed",
+            json!({"trustRoot": root}),
+        )],
+    )
+}
+
+/// A verifier that never keeps a verdict (TTLs 0) but keeps stale copies
+/// of allows for a minute, sharing Redis.
+fn verifier(dir: &Path, config: &str, redis: &Redis) -> Verifier {
+    let key = dir.join("hmac.key");
+    std::fs::write(&key, HMAC_KEY).unwrap();
+    let path = dir.join(format!("config-{}.yaml", rand_suffix()));
+    std::fs::write(&path, config).unwrap();
+    let url = redis.urls().join(",");
+    Verifier::start_with_file(
+        &path,
+        &[
+            "--redis-url",
+            &url,
+            "--cache-hmac-key-file",
+            key.to_str().unwrap(),
+            "--verdict-ttl-secs",
+            "0",
+            "--negative-ttl-secs",
+            "0",
+            "--tag-ttl-secs",
+            "0",
+            "--stale-if-error-secs",
+            "60",
+        ],
+    )
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+async fn verify(v: &Verifier, image: &str) -> VerifyResponse {
+    let mut client = v.client().await;
+    let mut req = tonic::Request::new(VerifyRequest {
+        image: image.to_string(),
+        ..Default::default()
+    });
+    req.set_timeout(std::time::Duration::from_secs(10));
+    client.verify(req).await.expect("verify").into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_digest_survives_a_registry_outage_and_nothing_else_does() {
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let signed = tokio::task::block_in_place(|| push_image(&reg, "stale/app", "v1", 1300));
+    let unsigned = tokio::task::block_in_place(|| push_image(&reg, "stale/unsigned", "v1", 1301));
+    let never = tokio::task::block_in_place(|| push_image(&reg, "stale/never", "v1", 1302));
+    tokio::task::block_in_place(|| {
+        sigtool(
+            "sign-key",
+            &reg,
+            &signed,
+            &["--key", &pki_path("alice.key")],
+        );
+        sigtool("sign-key", &reg, &never, &["--key", &pki_path("alice.key")]);
+    });
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let redis = tokio::task::block_in_place(|| Redis::start(None));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&host, "alice");
+    let a = tokio::task::block_in_place(|| verifier(dir.path(), &cfg, &redis));
+    let by_digest = |image: &portcullis_e2e::signer::PushedImage| {
+        format!("{host}/{}@{}", image.repo, image.digest)
+    };
+    let by_tag = format!("{host}/stale/app:v1");
+
+    // Registry up: verified fresh (TTL 0: every call verifies).
+    let r = verify(&a, &by_digest(&signed)).await;
+    assert!(r.is_allowed(), "{r:?}");
+    assert_eq!(r.source(), Source::Fresh);
+    let r = verify(&a, &by_digest(&unsigned)).await;
+    assert!(!r.is_allowed());
+
+    // Registry down (503 without Retry-After).
+    proxy.set(Fault::Status(503)).await;
+    // The verified digest: the last allow answers, marked stale, with a
+    // warning; from the shared cache on a verifier that never saw it, too.
+    let r = verify(&a, &by_digest(&signed)).await;
+    assert!(r.is_allowed(), "{r:?}");
+    assert_eq!(r.source(), Source::Stale, "{r:?}");
+    assert!(r.warnings.iter().any(|w| w.starts_with("stale:")), "{r:?}");
+    let b = tokio::task::block_in_place(|| verifier(dir.path(), &cfg, &redis));
+    let r = verify(&b, &by_digest(&signed)).await;
+    assert!(r.is_allowed(), "{r:?}");
+    assert_eq!(r.source(), Source::Stale);
+    // Never for a denial, never for an image not verified before, never for
+    // a tag (its resolution is not re-confirmed).
+    let r = verify(&a, &by_digest(&unsigned)).await;
+    assert!(!r.is_allowed());
+    assert_eq!(r.reason(), Reason::RegistryUnavailable, "{r:?}");
+    let r = verify(&a, &by_digest(&never)).await;
+    assert!(!r.is_allowed());
+    assert_eq!(r.reason(), Reason::RegistryUnavailable, "{r:?}");
+    let r = verify(&a, &by_tag).await;
+    assert!(!r.is_allowed(), "{r:?}");
+    assert_eq!(r.reason(), Reason::RegistryUnavailable, "{r:?}");
+    // Never under another policy: a rule that trusts only bob has another
+    // fingerprint.
+    let other = tokio::task::block_in_place(|| verifier(dir.path(), &config(&host, "bob"), &redis));
+    let r = verify(&other, &by_digest(&signed)).await;
+    assert!(!r.is_allowed(), "{r:?}");
+    assert_eq!(r.reason(), Reason::RegistryUnavailable);
+
+    // A definitive answer ends it at once: the registry answers 404 for
+    // everything (the signature is gone), then goes down again.
+    proxy.set(Fault::Status(404)).await;
+    let r = verify(&a, &by_digest(&signed)).await;
+    assert!(!r.is_allowed());
+    assert!(!r.transient, "a definitive denial: {r:?}");
+    proxy.set(Fault::Status(503)).await;
+    let r = verify(&b, &by_digest(&signed)).await;
+    assert!(!r.is_allowed(), "{r:?}");
+    assert_eq!(r.reason(), Reason::RegistryUnavailable);
+}
