@@ -150,3 +150,66 @@ async fn a_verified_digest_survives_a_registry_outage_and_nothing_else_does() {
     assert!(!r.is_allowed(), "{r:?}");
     assert_eq!(r.reason(), Reason::RegistryUnavailable);
 }
+
+/// Refresh-ahead: an allow used in the last tenth of its lifetime is
+/// re-verified in the background, so the next use after the original
+/// expiry is still a cache hit, never a cold verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_verdict_is_refreshed_before_it_expires() {
+    use portcullis_e2e::procs::metric_sum;
+    use std::time::Duration;
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "refresh/app", "v1", 1310));
+    tokio::task::block_in_place(|| {
+        sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")])
+    });
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config(&host, "alice")).unwrap();
+    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], portcullis_e2e::free_port()).into();
+    let v = tokio::task::block_in_place(|| {
+        Verifier::start_with_file(
+            &path,
+            &[
+                "--verdict-ttl-secs",
+                "3",
+                "--metrics-listen",
+                &metrics.to_string(),
+            ],
+        )
+    });
+    let reference = format!("{host}/refresh/app@{}", image.digest);
+    let started = tokio::time::Instant::now();
+    let r = verify(&v, &reference).await;
+    assert_eq!(r.source(), Source::Fresh, "{r:?}");
+    let requests_one_verification = reg.verifier_requests().len();
+
+    // The clock: into the last tenth of the 3 s lifetime.
+    tokio::time::sleep_until(started + Duration::from_millis(2750)).await;
+    let r = verify(&v, &reference).await;
+    assert!(r.is_allowed());
+    assert_eq!(r.source(), Source::CacheL1, "{r:?}");
+    // The background refresh runs once.
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = v.metrics_text(metrics).await;
+        if metric_sum(&text, "portcullis_verdict_refreshes_total") >= 1.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "no refresh: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One background verification's requests (one fewer than the first:
+    // the host is now known to lack the referrers API).
+    let after = reg.verifier_requests().len();
+    assert!(
+        after > requests_one_verification && after < 2 * requests_one_verification + 1,
+        "one background verification: {requests_one_verification} then {after}"
+    );
+    // The clock: past the first verdict's expiry. Still a hit.
+    tokio::time::sleep_until(started + Duration::from_millis(3300)).await;
+    let r = verify(&v, &reference).await;
+    assert!(r.is_allowed());
+    assert_eq!(r.source(), Source::CacheL1, "refreshed, not expired: {r:?}");
+}

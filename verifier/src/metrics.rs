@@ -30,6 +30,9 @@ pub struct VerifierMetrics {
     /// `portcullis_verifications_total{validator, result, source}`; result
     /// `allowed`, `audit_only` (allowed with logged failures) or `denied`.
     pub verifications: Family<Labels, Counter>,
+    /// `portcullis_verdict_refreshes_total{result}`: refresh-ahead runs by
+    /// outcome (`allowed`, `denied`, `transient`).
+    pub refreshes: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -78,6 +81,11 @@ impl VerifierMetrics {
             "Verify results by validator, result and source",
             m.verifications.clone(),
         );
+        r.register(
+            "verdict_refreshes",
+            "Refresh-ahead re-verifications by outcome",
+            m.refreshes.clone(),
+        );
         m
     }
 
@@ -91,6 +99,7 @@ impl VerifierMetrics {
             redis_latency: Family::new_with_constructor(latency_histogram),
             registry_requests: Family::default(),
             verifications: Family::default(),
+            refreshes: Family::default(),
         }
     }
 

@@ -60,6 +60,20 @@ impl<V> Expiry<String, Arc<Held<V>>> for ExpireAt {
             value.stored.expires_at_ms.saturating_sub(now_ms()),
         ))
     }
+
+    /// A replaced value (refresh-ahead, [`Tiered::put`]) brings its own
+    /// expiry.
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<Held<V>>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(Duration::from_millis(
+            value.stored.expires_at_ms.saturating_sub(now_ms()),
+        ))
+    }
 }
 
 /// Settings of one cache kind.
@@ -147,12 +161,34 @@ where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Computed<V, E>>,
     {
+        self.get_or_compute_expiring(key, deadline, compute)
+            .await
+            .map(|(v, source, _)| (v, source))
+    }
+
+    /// [`Tiered::get_or_compute`], also telling when the value expires
+    /// (Unix milliseconds), for refresh-ahead.
+    pub async fn get_or_compute_expiring<E, F, Fut>(
+        &self,
+        key: &str,
+        deadline: Instant,
+        compute: F,
+    ) -> Result<(V, Source, u64), Arc<E>>
+    where
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Computed<V, E>>,
+    {
         let kind = self.settings.kind;
         if let Some(held) = self.l1.get(key).await
             && held.stored.expires_at_ms > now_ms()
         {
             self.metrics.lookup("l1", kind, true);
-            return Ok((held.stored.value.clone(), Source::CacheL1));
+            return Ok((
+                held.stored.value.clone(),
+                Source::CacheL1,
+                held.stored.expires_at_ms,
+            ));
         }
         self.metrics.lookup("l1", kind, false);
         let entry = self
@@ -177,7 +213,31 @@ where
         if held.stored.expires_at_ms <= now_ms() {
             self.l1.invalidate(key).await;
         }
-        Ok((held.stored.value.clone(), source))
+        Ok((held.stored.value.clone(), source, held.stored.expires_at_ms))
+    }
+
+    /// Recomputes `key` ahead of its expiry, once across the cluster: with
+    /// Redis, only the verifier that takes the key's lease computes (the
+    /// others leave it to that one); the result, if any, replaces the entry
+    /// in both tiers. `compute` yields `None` for "keep what is there".
+    pub async fn refresh<F, Fut>(&self, key: &str, compute: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Option<(V, Duration)>>,
+    {
+        let lease = match &self.l2 {
+            Some(l2) => match l2.lease(&self.redis_key(key), self.settings.lease).await {
+                Lease::Held => return,
+                lease => Some(lease),
+            },
+            None => None,
+        };
+        if let Some((value, ttl)) = compute().await {
+            self.put(key, value, ttl).await;
+        }
+        if let (Some(l2), Some(Lease::Acquired(token))) = (&self.l2, &lease) {
+            l2.release(&self.redis_key(key), token).await;
+        }
     }
 
     async fn fill<E, F, Fut>(&self, key: &str, deadline: Instant, compute: F) -> Result<Held<V>, E>

@@ -44,17 +44,117 @@ use crate::policy::Rule;
 use crate::reference::ImageRef;
 use crate::verdict::Judgement;
 
+/// Refresh-ahead starts when an allowed verdict is used with less than
+/// this fraction of its TTL left.
+const REFRESH_FRACTION: u32 = 10;
+/// The deadline of a background re-verification (each registry request is
+/// bounded by the validator's own timeouts as well).
+const REFRESH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A validator behind the tag and verdict caches.
 #[derive(Debug)]
 pub(crate) struct Cached {
-    inner: Box<dyn Validator>,
+    inner: Arc<dyn Validator>,
     caches: Arc<Caches>,
+    /// Verdict keys being refreshed in the background by this process.
+    refreshing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Caches a fresh result: the verdict with its TTL, and, for an allow, the
+/// copy stale-if-error answers from (a definitive denial deletes it).
+/// `None` for transient failures, which are cached nowhere.
+async fn record(
+    caches: &Caches,
+    stale_key: &str,
+    result: &Result<crate::verdict::Verified, VerifyError>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<(CachedVerdict, std::time::Duration)> {
+    let ttls = caches.ttls;
+    let v = CachedVerdict::from_result(result)?;
+    let ttl = if v.allowed {
+        ttls.verdict
+    } else {
+        ttls.negative
+    };
+    let ttl = capped(ttl, v.valid_until, now);
+    if v.allowed {
+        if !ttls.stale_if_error.is_zero() {
+            let keep = capped(ttl + ttls.stale_if_error, v.valid_until, now);
+            caches.verdicts.put(stale_key, v.clone(), keep).await;
+        }
+    } else {
+        caches.verdicts.remove(stale_key).await;
+    }
+    Some((v, ttl))
 }
 
 impl Cached {
     /// Wraps `inner`.
     pub(crate) fn new(inner: Box<dyn Validator>, caches: Arc<Caches>) -> Self {
-        Cached { inner, caches }
+        Cached {
+            inner: Arc::from(inner),
+            caches,
+            refreshing: Arc::default(),
+        }
+    }
+
+    /// Re-verifies `digest` in the background before its allowed verdict
+    /// expires, at most once at a time per key in this process and, through
+    /// the shared cache's lease, across verifiers.
+    #[allow(clippy::too_many_arguments)]
+    fn refresh_ahead(
+        &self,
+        key: String,
+        stale_key: String,
+        image: &ImageRef,
+        digest: &str,
+        rule: &Rule,
+        call: &Call<'_>,
+    ) {
+        let Ok(mut refreshing) = self.refreshing.lock() else {
+            return;
+        };
+        if !refreshing.insert(key.clone()) {
+            return;
+        }
+        drop(refreshing);
+        let (inner, caches, refreshing) = (
+            self.inner.clone(),
+            self.caches.clone(),
+            self.refreshing.clone(),
+        );
+        let (image, digest, rule) = (image.clone(), digest.to_string(), rule.clone());
+        let workload = call.workload.cloned();
+        tokio::spawn(async move {
+            caches
+                .verdicts
+                .refresh(&key, || async {
+                    let call = Call {
+                        now: chrono::Utc::now(),
+                        deadline: tokio::time::Instant::now() + REFRESH_DEADLINE,
+                        workload: workload.as_ref(),
+                    };
+                    let result = inner
+                        .verify(&image, Some(&digest), &rule, &call)
+                        .await
+                        .result;
+                    let outcome = match &result {
+                        Ok(_) => "allowed",
+                        Err(e) if e.is_transient() => "transient",
+                        Err(_) => "denied",
+                    };
+                    caches
+                        .metrics
+                        .refreshes
+                        .get_or_create(&vec![("result", outcome.to_string())])
+                        .inc();
+                    record(&caches, &stale_key, &result, call.now).await
+                })
+                .await;
+            if let Ok(mut r) = refreshing.lock() {
+                r.remove(&key);
+            }
+        });
     }
 
     /// The verdict-cache key of `digest` under `rule` (without workload
@@ -159,40 +259,35 @@ impl Validator for Cached {
         let verdict = self
             .caches
             .verdicts
-            .get_or_compute(&key, call.deadline, || async {
+            .get_or_compute_expiring(&key, call.deadline, || async {
                 let result = self
                     .inner
                     .verify(image, Some(digest), rule, call)
                     .await
                     .result;
-                match CachedVerdict::from_result(&result) {
-                    Some(v) => {
-                        let ttl = if v.allowed {
-                            ttls.verdict
-                        } else {
-                            ttls.negative
-                        };
-                        let ttl = capped(ttl, v.valid_until, call.now);
-                        if v.allowed {
-                            // The copy stale-if-error may answer from, for
-                            // the TTL plus the stale window (never past
-                            // what the verdict holds until).
-                            let keep = capped(ttl + ttls.stale_if_error, v.valid_until, call.now);
-                            if !ttls.stale_if_error.is_zero() {
-                                self.caches.verdicts.put(&stale_key, v.clone(), keep).await;
-                            }
-                        } else {
-                            // A definitive denial ends any stale allow.
-                            self.caches.verdicts.remove(&stale_key).await;
-                        }
-                        Ok((v, ttl))
-                    }
+                match record(&self.caches, &stale_key, &result, call.now).await {
+                    Some(stored) => Ok(stored),
                     None => Err(result.err().unwrap_or(VerifyError::Internal(
                         "transient failure without error".into(),
                     ))),
                 }
             })
             .await;
+        // Refresh-ahead: an allow served from a cache in the last tenth of
+        // its lifetime is re-verified in the background, so that a hot
+        // image never expires into a cold miss on the admission path.
+        if let Ok((v, source, expires_at_ms)) = &verdict
+            && v.allowed
+            && *source != portcullis_proto::Source::Fresh
+        {
+            let now_ms = u64::try_from(call.now.timestamp_millis()).unwrap_or(0);
+            let left = expires_at_ms.saturating_sub(now_ms);
+            let window = (ttls.verdict / REFRESH_FRACTION).as_millis() as u64;
+            if left > 0 && left < window {
+                self.refresh_ahead(key.clone(), stale_key.clone(), image, digest, rule, call);
+            }
+        }
+        let verdict = verdict.map(|(v, source, _)| (v, source));
         if let Err(e) = &verdict
             && e.is_transient()
             && !ttls.stale_if_error.is_zero()
