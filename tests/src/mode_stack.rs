@@ -22,6 +22,16 @@ impl ModeStack {
     /// A verifier with `policy` (verifier YAML) and a gateway with `config`
     /// (gateway YAML; an audit log is added) and `extra` flags.
     pub async fn start(policy: &str, config: &str, extra: Vec<String>) -> Self {
+        Self::start_with(policy, config, extra, &[]).await
+    }
+
+    /// [`ModeStack::start`], with extra verifier flags.
+    pub async fn start_with(
+        policy: &str,
+        config: &str,
+        extra: Vec<String>,
+        verifier_args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let audit = dir.path().join("audit.jsonl");
         let config_path = dir.path().join("gateway.yaml");
@@ -30,7 +40,7 @@ impl ModeStack {
             format!("{config}\nauditLog: {{path: {}}}\n", audit.display()),
         )
         .expect("write gateway config");
-        let verifier = Verifier::start(policy, &[]);
+        let verifier = Verifier::start(policy, verifier_args);
         let mut args = vec!["--config".to_string(), config_path.display().to_string()];
         args.extend(extra);
         let gw = Gateway::start(GatewayOptions {

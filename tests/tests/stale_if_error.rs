@@ -213,3 +213,101 @@ async fn a_hot_verdict_is_refreshed_before_it_expires() {
     assert!(r.is_allowed());
     assert_eq!(r.source(), Source::CacheL1, "refreshed, not expired: {r:?}");
 }
+
+/// Chaos: the registry dies during a rollout of an image whose verdict has
+/// expired: every Pod is admitted from the stale allow (the audit log says
+/// `stale`), a never-seen image is denied within the deadline, and once
+/// the registry is back nothing stale is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollout_through_a_registry_outage() {
+    use portcullis_e2e::mode_stack::ModeStack;
+    use portcullis_e2e::review::allowed;
+    use portcullis_e2e::{Review, pod_spec};
+    let mut reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "chaos/app", "v1", 1320));
+    let never = tokio::task::block_in_place(|| push_image(&reg, "chaos/never", "v1", 1321));
+    tokio::task::block_in_place(|| {
+        sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")]);
+        sigtool("sign-key", &reg, &never, &["--key", &pki_path("alice.key")]);
+    });
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let stack = ModeStack::start_with(
+        &config(&host, "alice"),
+        "detectionMode: false",
+        Vec::new(),
+        &["--verdict-ttl-secs", "0", "--stale-if-error-secs", "120"],
+    )
+    .await;
+    // The Deployment's admission pins the tag; its Pods carry tag@digest.
+    let pinned = format!("{host}/chaos/app:v1@{}", image.digest);
+    let body = stack
+        .mutate(&Review::pod(pod_spec(&[&pinned], &[], &[])))
+        .await;
+    assert!(allowed(&body), "{body}");
+
+    // The registry dies.
+    tokio::task::block_in_place(|| reg.process.kill());
+    let pods: Vec<Review> = (0..30)
+        .map(|_| Review::pod(pod_spec(&[&pinned], &[], &[])))
+        .collect();
+    let answers = futures::future::join_all(pods.iter().map(|p| stack.mutate(p))).await;
+    for body in &answers {
+        assert!(allowed(body), "{body}");
+    }
+    let record = stack.audit_of(&pods[0].uid()).await;
+    assert_eq!(record["images"][0]["source"], "stale", "{record}");
+    // A never-seen image: denied, named, within the deadline.
+    let fresh = format!("{host}/chaos/never@{}", never.digest);
+    let started = std::time::Instant::now();
+    let body = stack
+        .mutate(&Review::pod(pod_spec(&[&fresh], &[], &[])))
+        .await;
+    assert!(!allowed(&body), "{body}");
+    assert!(body.to_string().contains("REGISTRY_UNAVAILABLE"), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+/// Chaos: a registry answering every third request with 429 and
+/// `Retry-After: 1` during a burst of one new image: every Pod admitted,
+/// and the registry sees one verification's requests plus the retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn burst_through_a_throttling_registry() {
+    use portcullis_e2e::mode_stack::ModeStack;
+    use portcullis_e2e::review::allowed;
+    use portcullis_e2e::{Review, pod_spec};
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "burst/app", "v1", 1330));
+    tokio::task::block_in_place(|| {
+        sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")])
+    });
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let stack = ModeStack::start(&config(&host, "alice"), "detectionMode: false", Vec::new()).await;
+    let reference = format!("{host}/burst/app@{}", image.digest);
+    proxy
+        .set(Fault::EveryNth {
+            n: 3,
+            status: 429,
+            retry_after: Some(1),
+        })
+        .await;
+    let before = proxy.requests();
+    let pods: Vec<Review> = (0..200)
+        .map(|_| Review::pod(pod_spec(&[&reference], &[], &[])))
+        .collect();
+    let answers = futures::future::join_all(pods.iter().map(|p| stack.mutate(p))).await;
+    for body in &answers {
+        assert!(allowed(body), "{body}");
+    }
+    let made = proxy.requests() - before;
+    let injected = proxy.injected();
+    assert!(injected >= 1, "throttled at least once");
+    // A cold verification of a digest on this registry: the .sig manifest,
+    // the referrers API (404) and its fallback, the .sig layer blob; at most
+    // a handful, plus one retry per 429.
+    assert!(
+        made <= 6 + injected,
+        "{made} requests, {injected} throttled"
+    );
+}
