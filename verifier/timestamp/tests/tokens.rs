@@ -190,3 +190,13 @@ fn a_token_without_certificates_needs_the_known_tsa_certificate() {
         Err(TimestampError::Untrusted(_))
     ));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    /// Arbitrary bytes as a token or a response: an error, never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800)) {
+        let _ = portcullis_timestamp::token_from_response(&bytes);
+        let _ = verify(&bytes, b"x", &[]);
+    }
+}

@@ -345,3 +345,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Arbitrary checkpoint text and proofs: an error or false, never a
+        /// panic (tree sizes and indices at the extremes included).
+        #[test]
+        fn arbitrary_checkpoints_and_proofs_never_panic(
+            text in ".{0,300}",
+            index in proptest::prelude::any::<u64>(),
+            size in proptest::prelude::any::<u64>(),
+            path in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..70),
+        ) {
+            let _ = verify_checkpoint(&text, NoteKey::Ed25519 { key: &[1u8; 32], origin: "log.example" });
+            let _ = verify_checkpoint(&text, NoteKey::Ecdsa { spki_der: b"not a key", host: None });
+            let _ = verify_inclusion(index, size, [0u8; 32], &path, &[0u8; 32]);
+        }
+    }
+}

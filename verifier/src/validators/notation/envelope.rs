@@ -595,3 +595,36 @@ mod tests {
         assert!(parse(JWS, b"\xd2\x84").is_err());
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Arbitrary bytes under either media type: an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = parse(JWS, &bytes);
+            let _ = parse(COSE, &bytes);
+        }
+
+        /// A well-formed JWS with one byte changed anywhere: an error or a
+        /// parse, never a panic.
+        #[test]
+        fn mutated_jws_never_panics(at in 0usize..4096, byte in proptest::prelude::any::<u8>()) {
+            let p = URL_SAFE_NO_PAD.encode(serde_json::json!({
+                "alg": "ES256", "cty": PAYLOAD_MEDIA_TYPE, "crit": [SIGNING_SCHEME],
+                SIGNING_SCHEME: "notary.x509", SIGNING_TIME: "2026-01-01T00:00:00Z",
+            }).to_string());
+            let mut env = serde_json::json!({
+                "payload": URL_SAFE_NO_PAD.encode(b"{}"), "protected": p,
+                "header": {"x5c": [STANDARD.encode(b"cert")]},
+                "signature": URL_SAFE_NO_PAD.encode(b"sig"),
+            }).to_string().into_bytes();
+            let i = at % env.len();
+            env[i] = byte;
+            let _ = parse(JWS, &env);
+        }
+    }
+}
