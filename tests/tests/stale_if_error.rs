@@ -140,10 +140,19 @@ async fn a_verified_digest_survives_a_registry_outage_and_nothing_else_does() {
     assert_eq!(r.reason(), Reason::RegistryUnavailable);
 
     // A definitive answer ends it at once: the registry answers 404 for
-    // everything (the signature is gone), then goes down again.
+    // everything (the signature is gone), then goes down again. (The
+    // failures above opened verifier A's circuit for this host; it answers
+    // from the stale copy until the circuit lets a request through again.)
     proxy.set(Fault::Status(404)).await;
-    let r = verify(&a, &by_digest(&signed)).await;
-    assert!(!r.is_allowed());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let r = loop {
+        let r = verify(&a, &by_digest(&signed)).await;
+        if r.source() != Source::Stale || std::time::Instant::now() > end {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(!r.is_allowed(), "{r:?}");
     assert!(!r.transient, "a definitive denial: {r:?}");
     proxy.set(Fault::Status(503)).await;
     let r = verify(&b, &by_digest(&signed)).await;
@@ -309,5 +318,35 @@ async fn burst_through_a_throttling_registry() {
     assert!(
         made <= 6 + injected,
         "{made} requests, {injected} throttled"
+    );
+}
+
+/// The circuit breaker: after repeated transient failures a host is not
+/// asked for a moment; the answer is a transient denial naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_registry_is_not_hammered() {
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config(&host, "alice")).unwrap();
+    let v = tokio::task::block_in_place(|| {
+        Verifier::start_with_file(&path, &["--negative-ttl-secs", "0"])
+    });
+    proxy.set(Fault::Status(500)).await;
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let mut last = None;
+    for i in 0..10 {
+        let r = verify(&v, &format!("{host}/down/app{i}@{digest}")).await;
+        assert!(!r.is_allowed());
+        assert_eq!(r.reason(), Reason::RegistryUnavailable, "{r:?}");
+        last = Some(r);
+    }
+    let seen = proxy.requests();
+    assert!(seen < 10 * 3, "the breaker stopped the requests: {seen}");
+    assert!(
+        last.unwrap().reason_detail.contains("circuit open"),
+        "the last answers name the open circuit"
     );
 }

@@ -25,6 +25,13 @@ pub(crate) enum RegistryError {
         /// What failed.
         reason: String,
     },
+    /// The host's circuit is open after repeated transient failures
+    /// (`registry/guard.rs`); not asked at all.
+    #[error("registry {host} failed repeatedly; not asked for a moment (circuit open)")]
+    CircuitOpen {
+        /// The registry host.
+        host: String,
+    },
     /// No answer in time.
     #[error("registry {host} did not answer in time")]
     Timeout {
@@ -50,7 +57,9 @@ impl RegistryError {
             RegistryError::Status { status, .. } => {
                 *status == 429 || *status >= 500 || *status == 408
             }
-            RegistryError::Connect { .. } | RegistryError::Timeout { .. } => true,
+            RegistryError::Connect { .. }
+            | RegistryError::Timeout { .. }
+            | RegistryError::CircuitOpen { .. } => true,
             RegistryError::AuthFailed { .. } | RegistryError::Invalid { .. } => false,
         }
     }
@@ -62,6 +71,7 @@ impl RegistryError {
             RegistryError::Status { host, status } => format!("{host}, {status}"),
             RegistryError::Connect { host, .. } => format!("{host}, connection failed"),
             RegistryError::Timeout { host } => format!("{host}, timeout"),
+            RegistryError::CircuitOpen { host } => format!("{host}, circuit open"),
             RegistryError::Invalid { host, .. } => format!("{host}, invalid response"),
         }
     }

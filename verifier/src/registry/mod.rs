@@ -27,6 +27,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod error;
+mod guard;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -96,6 +97,9 @@ pub(crate) struct RegistryClient {
     no_referrers_api: Mutex<HashSet<String>>,
     request_timeout: Duration,
     metrics: crate::metrics::VerifierMetrics,
+    /// Per-host concurrency bound and circuit breaker, shared with the
+    /// client's workload views.
+    hosts: std::sync::Arc<guard::Hosts>,
 }
 
 /// Why the client could not be built.
@@ -153,6 +157,7 @@ impl RegistryClient {
             no_referrers_api: Mutex::default(),
             request_timeout: settings.request_timeout,
             metrics: settings.metrics,
+            hosts: std::sync::Arc::default(),
         })
     }
 
@@ -180,6 +185,7 @@ impl RegistryClient {
             ),
             request_timeout: self.request_timeout,
             metrics: self.metrics.clone(),
+            hosts: self.hosts.clone(),
         }
     }
 
@@ -351,6 +357,38 @@ impl RegistryClient {
     }
 
     async fn request_once(
+        &self,
+        registry: &str,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let host = self.hosts.get(registry);
+        if host.is_open() {
+            self.metrics
+                .registry_requests
+                .get_or_create(&vec![
+                    ("host", registry.to_string()),
+                    ("status", "circuit_open".to_string()),
+                ])
+                .inc();
+            return Err(RegistryError::CircuitOpen {
+                host: registry.to_string(),
+            });
+        }
+        let _slot = host.slot().await;
+        let result = self
+            .request_unguarded(registry, method, url, accept, authorization)
+            .await;
+        host.record(match &result {
+            Ok(r) => r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS,
+            Err(e) => e.is_transient(),
+        });
+        result
+    }
+
+    async fn request_unguarded(
         &self,
         registry: &str,
         method: Method,
