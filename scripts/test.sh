@@ -27,3 +27,7 @@ else
 fi
 # Doc tests are not run by nextest.
 cargo test --workspace --locked --doc
+# A short fuzz smoke of every parser that faces network input (seconds per
+# target; scripts/fuzz.sh without --smoke is the long run).
+echo "== fuzz smoke"
+bash scripts/fuzz.sh --smoke 3

@@ -18,6 +18,8 @@ mod cli;
 mod config;
 mod decision;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod metrics;
 mod policy;
 mod pull_secrets;

@@ -16,7 +16,7 @@
 mod cached;
 pub(crate) mod cosign;
 pub(crate) mod notary;
-mod notation;
+pub(crate) mod notation;
 mod signers;
 mod static_rule;
 

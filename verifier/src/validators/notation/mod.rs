@@ -39,6 +39,13 @@ use crate::validators::cosign::{REGISTRY_CONNECT_TIMEOUT, REGISTRY_REQUEST_TIMEO
 use crate::verdict::{Judgement, Verified};
 use verify::{Failure, Target};
 
+/// Parses `data` as both envelope kinds (the fuzz harness's entry).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_envelope(data: &[u8]) {
+    let _ = envelope::parse(envelope::JWS, data);
+    let _ = envelope::parse(envelope::COSE, data);
+}
+
 /// A configured notation validator.
 #[derive(Debug)]
 pub(crate) struct NotationValidator {
