@@ -26,6 +26,7 @@ pub mod static_files;
 pub mod static_registry;
 pub mod stub;
 pub mod tuf;
+pub mod verdicts;
 
 pub use certs::TestCa;
 pub use procs::{Gateway, GatewayOptions, Verifier, bin_path, free_port, verify_json};

@@ -12,7 +12,8 @@ use portcullis_e2e::review::{allowed, patch};
 use portcullis_e2e::signer::{
     PushedImage, notation_pki, notation_pki_file, pki, pki_file, pki_path, push_image, sigtool,
 };
-use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec, verify_json};
+use portcullis_e2e::verdicts::{assert_allowed, assert_denied, verdict};
+use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://issuer.portcullis.test";
@@ -45,14 +46,6 @@ fn keyless_config(reg: &Registry) -> String {
     )
 }
 
-fn verdict(config: &str, image: &str) -> Value {
-    let (_, results, stderr) = verify_json(config, &[image], &[]);
-    results
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no result: {stderr}"))
-}
-
 /// A keyless bundle with `extra` signer options.
 fn keyless_bundle(reg: &Registry, image: &PushedImage, extra: &[&str]) -> Value {
     let fulcio = pki().display().to_string();
@@ -70,23 +63,6 @@ fn keyless_bundle(reg: &Registry, image: &PushedImage, extra: &[&str]) -> Value 
     ];
     args.extend_from_slice(extra);
     sigtool("bundle", reg, image, &args)
-}
-
-fn assert_allowed(r: &Value, image: &PushedImage) {
-    assert_eq!(r["allowed"], true, "{r}");
-    assert_eq!(r["digest"], json!(image.digest), "{r}");
-}
-
-fn assert_denied(r: &Value, reason: &str, part: &str) {
-    assert_eq!(r["allowed"], false, "{r}");
-    assert!(
-        r["reason"].as_str().unwrap_or_default().starts_with(reason),
-        "want {reason}: {r}"
-    );
-    assert!(
-        r["message"].as_str().unwrap_or_default().contains(part),
-        "want {part:?}: {r}"
-    );
 }
 
 #[test]

@@ -9,10 +9,8 @@
 
 use portcullis_e2e::config::{config_yaml, rule};
 use portcullis_e2e::registry::Registry;
-use portcullis_e2e::signer::{
-    PushedImage, notation_pki, notation_pki_file, notation_sign, push_image,
-};
-use portcullis_e2e::verify_json;
+use portcullis_e2e::signer::{notation_pki, notation_pki_file, notation_sign, push_image};
+use portcullis_e2e::verdicts::{assert_allowed, assert_denied, verdict};
 use serde_json::{Value, json};
 
 /// A trust root named `name` holding `cert` (a PKI file), optionally with a
@@ -48,39 +46,6 @@ fn ca_config(reg: &Registry) -> String {
         vec![root("default", "ca_root.pem", None, None)],
         Value::Null,
     )
-}
-
-fn verdict(config: &str, image: &str) -> Value {
-    let (_, results, stderr) = verify_json(config, &[image], &[]);
-    results
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no result: {stderr}"))
-}
-
-fn assert_denied(r: &Value, reason: &str, message_part: &str) {
-    assert_eq!(r["allowed"], false, "{r}");
-    assert!(
-        r["reason"].as_str().unwrap_or_default().starts_with(reason),
-        "want {reason}: {r}"
-    );
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(message_part),
-        "want {message_part:?} in the message: {r}"
-    );
-}
-
-fn assert_allowed(r: &Value, image: &PushedImage) {
-    assert_eq!(r["allowed"], true, "{r}");
-    assert_eq!(r["digest"], json!(image.digest), "{r}");
-    assert_eq!(
-        r["reference"],
-        json!(format!("{}@{}", image.reference, image.digest)),
-        "{r}"
-    );
 }
 
 #[test]

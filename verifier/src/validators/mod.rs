@@ -157,6 +157,25 @@ impl<'a> ClientFor<'a> {
     }
 }
 
+/// The digest `image` names: its own, or its tag (default `latest`)
+/// resolved with `HEAD` through `client` (which Docker Hub does not count as
+/// a pull); the resolution of every validator that verifies digests.
+pub(crate) async fn resolve_digest(
+    client: &RegistryClient,
+    image: &ImageRef,
+) -> Result<Option<String>, VerifyError> {
+    if let Some(d) = image.digest() {
+        return Ok(Some(d.to_string()));
+    }
+    let tag = image.tag().unwrap_or("latest");
+    client
+        .resolve_tag(image.registry(), image.repository(), tag)
+        .await
+        .map_err(VerifyError::Registry)?
+        .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))
+        .map(Some)
+}
+
 /// A validator that cannot be built (reported at start-up).
 #[derive(Debug, thiserror::Error)]
 #[error("validator `{name}`: {source}")]

@@ -391,16 +391,7 @@ impl Validator for NotationValidator {
         image: &ImageRef,
         call: &Call<'_>,
     ) -> Result<Option<String>, VerifyError> {
-        if let Some(d) = image.digest() {
-            return Ok(Some(d.to_string()));
-        }
-        let tag = image.tag().unwrap_or("latest");
-        self.client(call.workload.map(|w| &w.credentials))
-            .resolve_tag(image.registry(), image.repository(), tag)
-            .await
-            .map_err(VerifyError::Registry)?
-            .ok_or_else(|| VerifyError::ImageNotFound(image.to_string()))
-            .map(Some)
+        super::resolve_digest(&self.client(call.workload.map(|w| &w.credentials)), image).await
     }
 
     fn resolves(&self) -> bool {
