@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Top to bottom.
 const LAYERS: &[&str] = &[
+    "fuzzing",
     "cli",
     "server",
     "tls",
