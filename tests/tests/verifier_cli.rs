@@ -83,3 +83,61 @@ fn config_errors_exit_2_naming_file_and_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
+
+/// `migrate-connaisseur` on a values file of the chart's shape: both
+/// configs it writes start the real binaries, and the patterns keep their
+/// Connaisseur meaning where we keep it (the catch-all denies anything
+/// else; the explicit rule routes its images).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_connaisseur_output_runs_the_binaries() {
+    use portcullis_e2e::review::{allowed, message};
+    use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "application:\n  validators:\n    - {name: allow, type: static, approve: true}\n    - {name: deny, type: static, approve: false}\n  policy:\n    - {pattern: \"*:*\", validator: deny}\n    - {pattern: \"registry.k8s.io/*:*\", validator: allow}\n  features:\n    detectionMode: false\n    automaticChildApproval: true\n    automaticUnchangedApproval: true\n    namespacedValidation: {mode: ignore}\n    resourceValidationMode: all\n",
+    )
+    .unwrap();
+    let out = Command::new(bin_path("portcullis-verifier"))
+        .arg("migrate-connaisseur")
+        .arg(&values)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("# NOTE policy[0] `*:*`: a catch-all"),
+        "{text}"
+    );
+    let verifier = tokio::task::block_in_place(|| {
+        Verifier::start_with_file(&dir.path().join("verifier.yaml"), &[])
+    });
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![verifier.url()],
+        args: vec![
+            "--config".into(),
+            dir.path().join("gateway.yaml").display().to_string(),
+        ],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+    let (_, body) = gw
+        .post_json(
+            "/mutate",
+            &Review::pod(pod_spec(&["registry.k8s.io/pause:3.9"], &[], &[])).json,
+        )
+        .await;
+    assert!(allowed(&body), "{body}");
+    let (_, body) = gw
+        .post_json(
+            "/mutate",
+            &Review::pod(pod_spec(&["quay.io/any/thing:1"], &[], &[])).json,
+        )
+        .await;
+    assert!(!allowed(&body));
+    assert!(message(&body).contains("STATIC_DENY"), "{body}");
+}

@@ -35,6 +35,54 @@ pub enum Command {
     /// Decide on images offline and print one result per image. Exit status:
     /// 0 all allowed, 1 any denied, 2 usage or config error.
     Verify(VerifyArgs),
+    /// Print the verifier and gateway configs for a Connaisseur Helm values
+    /// file, with a note wherever the meaning changes. Exit status: 0 the
+    /// migrated config loads, 1 it does not yet (see the notes), 2 the file
+    /// cannot be read.
+    MigrateConnaisseur(MigrateArgs),
+}
+
+/// Options of `migrate-connaisseur`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Connaisseur's values.yaml (or its `application` block).
+    pub values: std::path::PathBuf,
+    /// Also write verifier.yaml and gateway.yaml into this directory.
+    #[arg(long)]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
+/// Runs `migrate-connaisseur`.
+pub fn run_migrate(args: MigrateArgs) -> ExitCode {
+    let file = args.values.display().to_string();
+    let text = match std::fs::read_to_string(&args.values) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let m = match crate::migrate::migrate(&text, &file) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", crate::migrate::render(&m, &file));
+    if let Some(dir) = &args.out_dir {
+        for (name, body) in [("verifier.yaml", &m.verifier), ("gateway.yaml", &m.gateway)] {
+            if let Err(e) = std::fs::write(dir.join(name), body) {
+                eprintln!("error: cannot write {}: {e}", dir.join(name).display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if m.load_error.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Options of `serve`.

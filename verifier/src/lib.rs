@@ -21,6 +21,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod metrics;
+mod migrate;
 mod policy;
 mod pull_secrets;
 mod reference;
@@ -34,7 +35,10 @@ mod verdict;
 pub use cache::redis::{L2, L2Error, Lease, RedisSettings};
 pub use cache::seal;
 pub use cache::{CachedVerdict, Caches, Computed, Sizing, Tiered, Ttls, verdict_key};
-pub use cli::{CacheArgs, Cli, Command, ServeArgs, StartError, VerifyArgs, run_serve, run_verify};
+pub use cli::{
+    CacheArgs, Cli, Command, MigrateArgs, ServeArgs, StartError, VerifyArgs, run_migrate,
+    run_serve, run_verify,
+};
 pub use config::{Config, ConfigError, load_file, parse_str};
 pub use decision::{Engine, Outcome, Workload};
 pub use metrics::VerifierMetrics;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis_shared::startup;
-use portcullis_verifier::{Cli, Command, run_serve, run_verify};
+use portcullis_verifier::{Cli, Command, run_migrate, run_serve, run_verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -15,11 +15,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Command::MigrateConnaisseur(args) = cli.command {
+        return run_migrate(args);
+    }
     startup::init();
     startup::block_on(async {
         match cli.command {
             Command::Verify(args) => run_verify(args).await,
             Command::Serve(args) => startup::exit_code(run_serve(*args).await),
+            Command::MigrateConnaisseur(_) => ExitCode::SUCCESS,
         }
     })
 }

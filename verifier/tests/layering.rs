@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "fuzzing",
     "cli",
+    "migrate",
     "server",
     "tls",
     "service",
