@@ -218,3 +218,74 @@ async fn one_tenant_cannot_keep_anothers_private_image_denied() {
         assert!(allowed(&body), "the owner's Pod was kept out: {body}");
     }
 }
+
+/// Connaisseur's `key: k8s://NAMESPACE/SECRET`: `serve` reads the Secret's
+/// `cosign.pub` through the Kubernetes API at start-up; a missing Secret
+/// stops start-up naming the file and the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_root_keys_from_kubernetes_secrets() {
+    use portcullis_e2e::signer::pki_file;
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "k8skey/app", "v1", 1400));
+    tokio::task::block_in_place(|| {
+        sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")])
+    });
+    let kube = FakeKube::start().await;
+    kube.put(
+        "/api/v1/namespaces/connaisseur/secrets/cosignkeys",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "cosignkeys", "namespace": "connaisseur"},
+               "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(pki_file("alice.pub"))}}),
+    );
+    let config = |key: &str| {
+        config_yaml(
+            vec![
+                json!({"name": "signed", "type": "cosign", "insecureRegistries": [reg.host()],
+                        "trustRoots": [{"name": "alice", "key": key}]}),
+            ],
+            vec![rule(
+                &format!("{}/**", reg.host()),
+                "signed",
+                json!({"trustRoot": "alice"}),
+            )],
+        )
+    };
+    let flags = kube.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let v = tokio::task::block_in_place(|| {
+        Verifier::start(&config("k8s://connaisseur/cosignkeys"), &flags)
+    });
+    let mut client = v.client().await;
+    let r = client
+        .verify(portcullis_proto::VerifyRequest {
+            image: image.reference.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.is_allowed(), "{r:?}");
+
+    // A missing Secret: start-up fails, naming the file and the field.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config("k8s://connaisseur/nosuch")).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(portcullis_e2e::bin_path("portcullis-verifier"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", portcullis_e2e::free_port()))
+            .args(&flags)
+            .output()
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("validators[0].trustRoots[0].key")
+            && stderr.contains("Secret connaisseur/nosuch does not exist"),
+        "{stderr}"
+    );
+}

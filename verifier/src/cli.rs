@@ -350,6 +350,14 @@ pub enum StartError {
     /// `--pull-secrets` has no Kubernetes API.
     #[error("--pull-secrets: {0}")]
     PullSecrets(#[from] portcullis_shared::kube_client::KubeSetupError),
+    /// The config names `k8s://` Secret keys and there is no Kubernetes API.
+    #[error("{file}: `k8s://` trust-root keys need the Kubernetes API: {source}")]
+    SecretKeys {
+        /// The config file.
+        file: String,
+        /// Why the client cannot be made.
+        source: portcullis_shared::kube_client::KubeSetupError,
+    },
     /// The serving certificate, key or client CA.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -420,9 +428,32 @@ pub(crate) async fn build_caches(
     Ok(Caches::new(ttls, sizing, l2, metrics))
 }
 
+/// The config file, with `k8s://` trust-root keys read from their
+/// Secrets through the Kubernetes API first (see `config::k8s_keys`).
+async fn load_resolving_secrets(args: &ServeArgs) -> Result<config::Config, StartError> {
+    let file = args.config.display().to_string();
+    let text = portcullis_shared::config_error::read_file(&args.config)?;
+    if !config::k8s_keys::mentions_secrets(&text) {
+        return Ok(config::parse_str(&text, &file)?);
+    }
+    let settings = crate::pull_secrets::KubeSettings {
+        api_url: args.kube_api_url.clone(),
+        ca: args.kube_ca.clone(),
+        token_file: args.kube_token_file.clone(),
+    };
+    let client = portcullis_shared::kube_client::connect(&settings)
+        .await
+        .map_err(|source| StartError::SecretKeys {
+            file: file.clone(),
+            source,
+        })?;
+    let text = config::k8s_keys::resolve(&text, &file, &client).await?;
+    Ok(config::parse_str(&text, &file)?)
+}
+
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
-    let config = config::load_file(&args.config)?;
+    let config = load_resolving_secrets(&args).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = VerifierMetrics::register(&mut registry);
     let caches = Arc::new(build_caches(&args.cache, metrics).await?);

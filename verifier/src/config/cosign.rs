@@ -258,6 +258,12 @@ pub(crate) fn field(path: impl Into<String>, message: impl Into<String>) -> Fiel
 
 /// Parses a PEM public key into (key, SPKI DER).
 pub(crate) fn parse_public_key(pem: &str) -> Result<(CosignVerificationKey, Vec<u8>), String> {
+    if pem.trim_start().starts_with(super::k8s_keys::PREFIX) {
+        return Err(format!(
+            "`{}` is a Kubernetes Secret reference: `serve` reads it at start-up through the Kubernetes API; other commands need the PEM",
+            pem.trim()
+        ));
+    }
     let parsed = pem::parse(pem.trim()).map_err(|e| format!("not a PEM public key: {e}"))?;
     if parsed.tag() != "PUBLIC KEY" {
         return Err(format!(

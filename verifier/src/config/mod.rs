@@ -7,6 +7,7 @@
 //! `FILE: FIELD: message`.
 
 pub(crate) mod cosign;
+pub(crate) mod k8s_keys;
 mod load;
 mod model;
 pub(crate) mod notary;
