@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Brings up Portcullis locally: builds the binaries, generates a
-# self-signed webhook certificate, starts a verifier (gRPC on
+# self-signed webhook certificate, starts a local registry (Debian's
+# docker-registry on 127.0.0.1:5100) with three tiny images, two of them
+# signed by demo keys (deploy/local/demo.py), a verifier (gRPC on
 # 127.0.0.1:50051) and a gateway (HTTPS on 127.0.0.1:8443) with the policy
-# in deploy/local/policy.yaml, POSTs an allowed and a denied AdmissionReview
-# and prints the answers, then keeps running until Ctrl-C.
+# in deploy/local/policy.yaml plus a cosign rule trusting one demo key for
+# the demo registry. It POSTs the static examples and the signature demo
+# (a signed Deployment allowed with its tag pinned, an unsigned Pod and a
+# Pod signed by an untrusted key denied with their reasons), prints the
+# answers, then keeps running until Ctrl-C.
 #
 # Environment: PORTCULLIS_PROFILE=release for an optimised build;
-# GATEWAY_PORT / VERIFIER_PORT to move the ports.
+# GATEWAY_PORT / VERIFIER_PORT / REGISTRY_PORT to move the ports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -16,6 +21,7 @@ export PROTOC=${PROTOC:-/usr/bin/protoc}
 PROFILE=${PORTCULLIS_PROFILE:-debug}
 GATEWAY_PORT=${GATEWAY_PORT:-8443}
 VERIFIER_PORT=${VERIFIER_PORT:-50051}
+REGISTRY_PORT=${REGISTRY_PORT:-5100}
 if [ "$PROFILE" = release ]; then cargo build --workspace --release; else cargo build --workspace; fi
 BIN=$ROOT/target/$PROFILE
 
@@ -31,7 +37,23 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$BIN/portcullis-verifier" serve --config deploy/local/policy.yaml --listen "127.0.0.1:$VERIFIER_PORT" \
+# The demo registry (fresh each time) and its signed images.
+REGISTRY=127.0.0.1:$REGISTRY_PORT
+rm -rf "$STATE/registry"
+mkdir -p "$STATE/registry"
+cat > "$STATE/registry.yml" <<EOY
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $STATE/registry}, delete: {enabled: true}}
+http: {addr: $REGISTRY}
+EOY
+docker-registry serve "$STATE/registry.yml" > "$STATE/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+demo=$("$ROOT/.local/venv/bin/python" deploy/local/demo.py "$REGISTRY" "$STATE")
+POLICY=$(echo "$demo" | jq -r .config)
+
+"$BIN/portcullis-verifier" serve --config "$POLICY" --listen "127.0.0.1:$VERIFIER_PORT" \
   2> >(sed 's/^/[verifier] /' >&2) &
 pids+=($!)
 "$BIN/portcullis-gateway" --listen "127.0.0.1:$GATEWAY_PORT" --tls-cert "$STATE/webhook.crt" --tls-key "$STATE/webhook.key" \
@@ -47,17 +69,26 @@ curl -fsS --cacert "$STATE/webhook.crt" "$URL/readyz" >/dev/null || { echo "gate
 
 show() {
   echo
-  echo "== POST $URL/mutate  <- deploy/local/examples/$1"
+  echo "== POST $URL/mutate  <- $1"
   curl -sS --cacert "$STATE/webhook.crt" -H 'Content-Type: application/json' \
-    --data "@deploy/local/examples/$1" "$URL/mutate" | jq .
+    --data "@$1" "$URL/mutate" | jq .
 }
-show allowed-deployment.json
-show denied-pod.json
+show deploy/local/examples/allowed-deployment.json
+show deploy/local/examples/denied-pod.json
+echo
+echo "== The signature demo (registry $REGISTRY):"
+show "$(echo "$demo" | jq -r '.reviews["signed-deployment"]')"
+echo "   ^ signed by alice, whom the policy trusts: allowed, the tag pinned to the verified digest (base64 JSON Patch above:)"
+curl -sS --cacert "$STATE/webhook.crt" -H 'Content-Type: application/json' \
+  --data "@$(echo "$demo" | jq -r '.reviews["signed-deployment"]')" "$URL/mutate" | jq -r .response.patch | base64 -d | jq .
+show "$(echo "$demo" | jq -r '.reviews["unsigned-pod"]')"
+show "$(echo "$demo" | jq -r '.reviews["untrusted-pod"]')"
 cat <<EOT
 
 Portcullis is running:
   gateway   $URL  (POST /mutate, /validate; GET /healthz, /readyz, /metrics)
-  verifier  127.0.0.1:$VERIFIER_PORT (gRPC)
+  verifier  127.0.0.1:$VERIFIER_PORT (gRPC), config $POLICY
+  registry  http://$REGISTRY (demo/signed, demo/untrusted, demo/unsigned)
   CA        $STATE/webhook.crt
 Try: curl --cacert $STATE/webhook.crt -H 'Content-Type: application/json' --data @deploy/local/examples/denied-pod.json $URL/validate
 Press Ctrl-C to stop.
