@@ -451,6 +451,29 @@ async fn load_resolving_secrets(args: &ServeArgs) -> Result<config::Config, Star
     Ok(config::parse_str(&text, &file)?)
 }
 
+/// Samples the cache-size and breaker gauges every 5 s (cheap: counters
+/// moka keeps, a mutex read).
+fn spawn_gauge_sampler(caches: Arc<Caches>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let m = &caches.metrics;
+            for (kind, n) in [
+                ("verdict", caches.verdicts.l1_entries()),
+                ("tag", caches.tags.l1_entries()),
+                ("trust", caches.trust.l1_entries()),
+            ] {
+                m.cache_entries
+                    .get_or_create(&vec![("kind", kind.to_string())])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            let open = caches.l2.as_ref().is_some_and(|l2| l2.breaker_open());
+            m.redis_breaker_open.set(i64::from(open));
+        }
+    });
+}
+
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
     let config = load_resolving_secrets(&args).await?;
@@ -469,6 +492,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
     }
     let engine = Arc::new(engine);
     if let Some(addr) = args.metrics_listen {
+        spawn_gauge_sampler(engine.caches().clone());
         crate::server::serve_metrics(addr, Arc::new(registry))
             .await
             .map_err(StartError::Metrics)?;

@@ -33,6 +33,11 @@ pub struct VerifierMetrics {
     /// `portcullis_verdict_refreshes_total{result}`: refresh-ahead runs by
     /// outcome (`allowed`, `denied`, `transient`).
     pub refreshes: Family<Labels, Counter>,
+    /// `portcullis_cache_entries{kind}`: L1 entries by kind (sampled).
+    pub cache_entries: Family<Labels, prometheus_client::metrics::gauge::Gauge>,
+    /// `portcullis_redis_breaker_open`: 1 while the Redis breaker is open
+    /// (sampled).
+    pub redis_breaker_open: prometheus_client::metrics::gauge::Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -86,6 +91,16 @@ impl VerifierMetrics {
             "Refresh-ahead re-verifications by outcome",
             m.refreshes.clone(),
         );
+        r.register(
+            "cache_entries",
+            "In-process cache entries by kind (sampled every 5 s)",
+            m.cache_entries.clone(),
+        );
+        r.register(
+            "redis_breaker_open",
+            "1 while the Redis circuit breaker is open (sampled every 5 s)",
+            m.redis_breaker_open.clone(),
+        );
         m
     }
 
@@ -100,6 +115,8 @@ impl VerifierMetrics {
             registry_requests: Family::default(),
             verifications: Family::default(),
             refreshes: Family::default(),
+            cache_entries: Family::default(),
+            redis_breaker_open: Default::default(),
         }
     }
 

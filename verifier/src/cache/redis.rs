@@ -148,6 +148,15 @@ impl L2 {
         })
     }
 
+    /// Whether the breaker is open now (for the `redis_breaker_open` gauge;
+    /// unlike the request path, this never moves it to half-open).
+    pub fn breaker_open(&self) -> bool {
+        self.open_until
+            .lock()
+            .map(|g| g.is_some_and(|until| Instant::now() < until))
+            .unwrap_or(true)
+    }
+
     fn circuit_open(&self) -> bool {
         let mut open = match self.open_until.lock() {
             Ok(g) => g,
