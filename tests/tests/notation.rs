@@ -569,3 +569,38 @@ async fn audit_level_allows_through_the_gateway_with_warnings_in_the_answer_and_
         "{record}"
     );
 }
+
+/// The verdict cache never serves a notation allow past what it was
+/// checked to hold until: a signature that expires while its allow is
+/// cached is denied on the next admission, not answered from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_allow_never_outlives_the_signature_expiry() {
+    use portcullis_proto::{Reason, Source, VerifyRequest};
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let image = tokio::task::block_in_place(|| push_image(&reg, "expiring/app", "v1", 1500));
+    let expiry = (chrono::Utc::now() + chrono::Duration::seconds(4))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    tokio::task::block_in_place(|| notation_sign(&reg, &image, &["--expiry", &expiry]));
+    let v = tokio::task::block_in_place(|| portcullis_e2e::Verifier::start(&ca_config(&reg), &[]));
+    let ask = || async {
+        let mut client = v.client().await;
+        client
+            .verify(VerifyRequest {
+                image: image.reference.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let r = ask().await;
+    assert!(r.is_allowed(), "{r:?}");
+    let r = ask().await;
+    assert_eq!(r.source(), Source::CacheL1, "cached while valid: {r:?}");
+    // The clock: past the expiry (the verdict TTL is 600 s).
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let r = ask().await;
+    assert!(!r.is_allowed(), "{r:?}");
+    assert_eq!(r.reason(), Reason::Expired, "{r:?}");
+}

@@ -350,3 +350,81 @@ async fn a_failing_registry_is_not_hammered() {
         "the last answers name the open circuit"
     );
 }
+
+/// A stale copy is sealed over its key: one replayed in Redis under an
+/// unsigned image's key (by someone who can write Redis but has no HMAC
+/// key) is ignored, and the outage denies that image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_stale_copy_is_ignored() {
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let signed = tokio::task::block_in_place(|| push_image(&reg, "replay/signed", "v1", 1340));
+    let unsigned = tokio::task::block_in_place(|| push_image(&reg, "replay/unsigned", "v1", 1341));
+    tokio::task::block_in_place(|| {
+        sigtool(
+            "sign-key",
+            &reg,
+            &signed,
+            &["--key", &pki_path("alice.key")],
+        )
+    });
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let redis = tokio::task::block_in_place(|| Redis::start(None));
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hmac.key");
+    std::fs::write(&key, HMAC_KEY).unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config(&host, "alice")).unwrap();
+    let url = redis.urls().join(",");
+    let start = || {
+        Verifier::start_with_file(
+            &path,
+            &[
+                "--redis-url",
+                &url,
+                "--cache-hmac-key-file",
+                key.to_str().unwrap(),
+                "--verdict-ttl-secs",
+                "0",
+                "--negative-ttl-secs",
+                "60",
+                "--stale-if-error-secs",
+                "60",
+            ],
+        )
+    };
+    let a = tokio::task::block_in_place(start);
+    let by_digest =
+        |i: &portcullis_e2e::signer::PushedImage| format!("{host}/{}@{}", i.repo, i.digest);
+    assert!(verify(&a, &by_digest(&signed)).await.is_allowed());
+    let stale_keys = redis.cli(&["--scan", "--pattern", "pc:v1:verdict:*|stale"]);
+    let good_stale = stale_keys.lines().next().expect("a stale copy").to_string();
+    // The unsigned digest's denial names its key; then the denial goes.
+    assert!(!verify(&a, &by_digest(&unsigned)).await.is_allowed());
+    let all = redis.cli(&["--scan", "--pattern", "pc:v1:verdict:*"]);
+    let bad_key = all
+        .lines()
+        .find(|k| !k.ends_with("|stale") && format!("{k}|stale") != good_stale)
+        .expect("the denial's key")
+        .to_string();
+    redis.cli(&["DEL", &bad_key]);
+    // Replay the signed image's sealed stale copy under the unsigned one's.
+    let forged = format!("{bad_key}|stale");
+    redis.cli(&["COPY", &good_stale, &forged]);
+    assert_eq!(
+        redis.cli(&["EXISTS", &forged]).trim(),
+        "1",
+        "the replay is in place"
+    );
+    proxy.set(Fault::Status(503)).await;
+    let b = tokio::task::block_in_place(start);
+    let r = verify(&b, &by_digest(&unsigned)).await;
+    assert!(
+        !r.is_allowed(),
+        "a replayed stale copy must not admit: {r:?}"
+    );
+    assert_eq!(r.reason(), Reason::RegistryUnavailable, "{r:?}");
+    // The genuine copy still answers for its own digest.
+    let r = verify(&b, &by_digest(&signed)).await;
+    assert!(r.is_allowed() && r.source() == Source::Stale, "{r:?}");
+}

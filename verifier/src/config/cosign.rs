@@ -648,30 +648,7 @@ impl RuleOptionsCheck for CosignSpec {
 fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), (String, String)> {
     let selected = cosign_selected_roots(options, spec)
         .map_err(|e| ("trustRoot".to_string(), e.to_string()))?;
-    if let Some(required) = &options.required {
-        for (i, name) in required.iter().enumerate() {
-            if !selected.contains(&name.as_str()) {
-                return Err((
-                    format!("required[{i}]"),
-                    format!(
-                        "`{name}` is not among the rule's trust roots ({})",
-                        selected.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(threshold) = options.threshold
-        && (threshold == 0 || threshold as usize > selected.len())
-    {
-        return Err((
-            "threshold".to_string(),
-            format!(
-                "must be between 1 and the number of selected trust roots ({})",
-                selected.len()
-            ),
-        ));
-    }
+    check_required_and_threshold(&selected, options)?;
     if let Some(p) = &options.sigstore_policy {
         let keyless = selected
             .iter()
@@ -700,6 +677,39 @@ fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), 
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks that a rule's `required` roots are among its `selected` ones and
+/// that its `threshold` is between 1 and their number (cosign, notation).
+pub(crate) fn check_required_and_threshold(
+    selected: &[&str],
+    options: &RuleOptions,
+) -> Result<(), (String, String)> {
+    if let Some(required) = &options.required {
+        for (i, name) in required.iter().enumerate() {
+            if !selected.contains(&name.as_str()) {
+                return Err((
+                    format!("required[{i}]"),
+                    format!(
+                        "`{name}` is not among the rule's trust roots ({})",
+                        selected.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(threshold) = options.threshold
+        && (threshold == 0 || threshold as usize > selected.len())
+    {
+        return Err((
+            "threshold".to_string(),
+            format!(
+                "must be between 1 and the number of selected trust roots ({})",
+                selected.len()
+            ),
+        ));
     }
     Ok(())
 }

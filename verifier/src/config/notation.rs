@@ -303,28 +303,8 @@ impl RuleOptionsCheck for NotationSpec {
         let selected = self
             .selected_roots(options)
             .map_err(|m| ("trustRoot".to_string(), m))?;
-        if let Some(required) = &options.required {
-            for (i, name) in required.iter().enumerate() {
-                if !selected.iter().any(|r| &r.name == name) {
-                    return Err((
-                        format!("required[{i}]"),
-                        format!("`{name}` is not among the rule's trust roots"),
-                    ));
-                }
-            }
-        }
-        if let Some(threshold) = options.threshold
-            && (threshold == 0 || threshold as usize > selected.len())
-        {
-            return Err((
-                "threshold".to_string(),
-                format!(
-                    "must be between 1 and the number of selected trust roots ({})",
-                    selected.len()
-                ),
-            ));
-        }
-        Ok(())
+        let names: Vec<&str> = selected.iter().map(|r| r.name.as_str()).collect();
+        super::cosign::check_required_and_threshold(&names, options)
     }
 }
 

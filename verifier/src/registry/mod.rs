@@ -356,6 +356,17 @@ impl RegistryClient {
             .await
     }
 
+    /// Counts a request in `portcullis_registry_requests_total{host, status}`.
+    fn count_request(&self, registry: &str, status: &str) {
+        self.metrics
+            .registry_requests
+            .get_or_create(&vec![
+                ("host", registry.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+    }
+
     async fn request_once(
         &self,
         registry: &str,
@@ -366,13 +377,7 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, RegistryError> {
         let host = self.hosts.get(registry);
         if host.is_open() {
-            self.metrics
-                .registry_requests
-                .get_or_create(&vec![
-                    ("host", registry.to_string()),
-                    ("status", "circuit_open".to_string()),
-                ])
-                .inc();
+            self.count_request(registry, "circuit_open");
             return Err(RegistryError::CircuitOpen {
                 host: registry.to_string(),
             });
@@ -403,20 +408,15 @@ impl RegistryClient {
         if let Some(authorization) = authorization {
             request = request.header(header::AUTHORIZATION, authorization);
         }
-        let count = |status: String| {
-            self.metrics
-                .registry_requests
-                .get_or_create(&vec![("host", registry.to_string()), ("status", status)])
-                .inc();
-        };
+
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                count(if e.is_timeout() { "timeout" } else { "error" }.to_string());
+                self.count_request(registry, if e.is_timeout() { "timeout" } else { "error" });
                 return Err(transport_error(registry, &e));
             }
         };
-        count(response.status().as_u16().to_string());
+        self.count_request(registry, response.status().as_str());
         tracing::debug!(
             registry,
             url,

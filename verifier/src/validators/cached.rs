@@ -255,7 +255,8 @@ impl Validator for Cached {
         };
         let ttls = self.caches.ttls;
         let key = self.scoped(image, call, verdict_key(&fingerprint, digest));
-        let stale_key = format!("{key}|stale");
+        // The stale copy's key, built only off the hit path.
+        let stale_key = || format!("{key}|stale");
         let verdict = self
             .caches
             .verdicts
@@ -265,7 +266,7 @@ impl Validator for Cached {
                     .verify(image, Some(digest), rule, call)
                     .await
                     .result;
-                match record(&self.caches, &stale_key, &result, call.now).await {
+                match record(&self.caches, &stale_key(), &result, call.now).await {
                     Some(stored) => Ok(stored),
                     None => Err(result.err().unwrap_or(VerifyError::Internal(
                         "transient failure without error".into(),
@@ -284,14 +285,14 @@ impl Validator for Cached {
             let left = expires_at_ms.saturating_sub(now_ms);
             let window = (ttls.verdict / REFRESH_FRACTION).as_millis() as u64;
             if left > 0 && left < window {
-                self.refresh_ahead(key.clone(), stale_key.clone(), image, digest, rule, call);
+                self.refresh_ahead(key.clone(), stale_key(), image, digest, rule, call);
             }
         }
         let verdict = verdict.map(|(v, source, _)| (v, source));
         if let Err(e) = &verdict
             && e.is_transient()
             && !ttls.stale_if_error.is_zero()
-            && let Some(stale) = self.caches.verdicts.peek(&stale_key).await
+            && let Some(stale) = self.caches.verdicts.peek(&stale_key()).await
             && stale.allowed
             && stale.valid_until.is_none_or(|t| t > call.now.timestamp())
         {
