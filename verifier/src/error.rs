@@ -73,6 +73,25 @@ pub(crate) enum VerifyError {
     /// A required attestation is missing or unverified.
     #[error("no verified attestation of type {0}")]
     AttestationMissing(String),
+    /// Attestations of the required type exist, but none meets the rule's
+    /// conditions (the first failing condition is named).
+    #[error("attestation {predicate_type}: condition not met: {condition}")]
+    AttestationConditionFailed {
+        /// The predicate type.
+        predicate_type: String,
+        /// The first condition that failed, as written.
+        condition: String,
+    },
+    /// A condition could not be evaluated on an attestation (a run-time
+    /// error, a result that is not a bool, the step budget, a statement
+    /// over the size cap).
+    #[error("attestation {predicate_type}: condition not evaluated: {message}")]
+    AttestationPolicyError {
+        /// The predicate type.
+        predicate_type: String,
+        /// The condition and what went wrong.
+        message: String,
+    },
     /// Notary trust data does not verify or does not sign the tag.
     #[error("{0}")]
     Notary(portcullis_notary_tuf::NotaryError),
@@ -122,6 +141,8 @@ impl VerifyError {
             VerifyError::TimestampInvalid(_) => Reason::TimestampInvalid,
             VerifyError::DigestMismatch(_) => Reason::DigestMismatch,
             VerifyError::AttestationMissing(_) => Reason::AttestationMissing,
+            VerifyError::AttestationConditionFailed { .. } => Reason::AttestationConditionFailed,
+            VerifyError::AttestationPolicyError { .. } => Reason::AttestationPolicyError,
             VerifyError::Cached { reason, .. } => *reason,
             VerifyError::Notation { reason, .. } => *reason,
             VerifyError::NotaryUnavailable(_) => Reason::NotaryUnavailable,
@@ -138,6 +159,14 @@ impl VerifyError {
             } => format!("{valid} of {threshold}"),
             VerifyError::RequiredSignerMissing(names) => names.join(", "),
             VerifyError::AttestationMissing(predicate_type) => predicate_type.clone(),
+            VerifyError::AttestationConditionFailed {
+                predicate_type,
+                condition,
+            } => format!("{predicate_type}: {condition}"),
+            VerifyError::AttestationPolicyError {
+                predicate_type,
+                message,
+            } => format!("{predicate_type}: {message}"),
             VerifyError::Cached { detail, .. } => detail.clone(),
             VerifyError::NotaryUnavailable(e) => match e {
                 RegistryError::AuthFailed { host } => format!("{host}, 401"),

@@ -666,6 +666,7 @@ fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), 
         }
     }
     if let Some(attestations) = &options.attestations {
+        let env = crate::validators::cosign::conditions::environment();
         for (i, a) in attestations.iter().enumerate() {
             if let Some(root) = &a.trust_root
                 && root != "*"
@@ -676,7 +677,54 @@ fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), 
                     format!("no trust root named `{root}`"),
                 ));
             }
+            check_attestation(a, &selected, spec, &env)
+                .map_err(|(field, message)| (format!("attestations[{i}].{field}"), message))?;
         }
+    }
+    Ok(())
+}
+
+/// Checks one attestation requirement: its conditions compile (see
+/// [`crate::validators::cosign::conditions`]), its `required` roots are
+/// among those it accepts, and its `threshold` is between 1 and their
+/// number.
+fn check_attestation(
+    a: &crate::policy::AttestationRequirement,
+    rule_roots: &[&str],
+    spec: &CosignSpec,
+    env: &crate::validators::cosign::conditions::Environment,
+) -> Result<(), (String, String)> {
+    use crate::validators::cosign::conditions::Condition;
+    for (j, source) in a.conditions.iter().enumerate() {
+        Condition::compile(env, source)
+            .map_err(|e| (format!("conditions[{j}]"), format!("{e}, in `{source}`")))?;
+    }
+    let accepted: Vec<&str> = match a.trust_root.as_deref() {
+        Some("*") => spec.trust_roots.iter().map(|r| r.name.as_str()).collect(),
+        Some(name) => vec![name],
+        None => rule_roots.to_vec(),
+    };
+    for (j, name) in a.required.iter().flatten().enumerate() {
+        if !accepted.contains(&name.as_str()) {
+            return Err((
+                format!("required[{j}]"),
+                format!(
+                    "`{name}` is not among the roots this attestation accepts ({})",
+                    accepted.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(t) = a.threshold
+        && (t == 0 || t as usize > accepted.len())
+    {
+        return Err((
+            "threshold".to_string(),
+            format!(
+                "threshold {t} must be between 1 and the number of roots this attestation accepts ({})",
+                accepted.len()
+            ),
+        ));
     }
     Ok(())
 }

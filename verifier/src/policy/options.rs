@@ -51,6 +51,18 @@ pub struct AttestationRequirement {
     /// The trust root that must have signed it (default: the rule's).
     #[serde(default)]
     pub trust_root: Option<String>,
+    /// CEL expressions over the verified statement that must all hold
+    /// (variables `predicate`, `predicateType`, `subject`, `signer`,
+    /// `now`); compiled and checked at start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+    /// How many distinct accepted roots must each have signed an
+    /// attestation that satisfies the conditions (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    /// Accepted roots that must be among those (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<Vec<String>>,
 }
 
 /// A rule's `with:` options. Which ones are allowed depends on the

@@ -60,6 +60,9 @@ pub(crate) struct Pass {
     /// root's key, or the keyless certificate's (one per certificate). One
     /// signer is one vote, however many roots accept it.
     pub(crate) signer: [u8; 32],
+    /// Keyless: the certificate's OIDC issuer and the subject that matched
+    /// the root (shown to attestation conditions as `signer`).
+    pub(crate) identity: Option<(String, String)>,
 }
 
 fn spki_id(spki_der: &[u8]) -> [u8; 32] {
@@ -129,6 +132,7 @@ pub(crate) fn check(
             Ok(Pass {
                 claim,
                 signer: spki_id(spki_der),
+                identity: None,
             })
         }
         TrustRootKind::Keyless { issuer, subject } => {
@@ -179,8 +183,8 @@ pub(crate) fn check(
                 .issuer
                 .as_deref()
                 .is_some_and(|i| issuer.matches(i));
-            let subject_ok = identity.subjects.iter().any(|s| subject.matches(s));
-            if !issuer_ok || !subject_ok {
+            let matched = identity.subjects.iter().find(|s| subject.matches(s));
+            if !issuer_ok || matched.is_none() {
                 return Err(Failure::Identity(format!(
                     "{}: signed by {} (issuer {}), trust root `{}` wants {subject} (issuer {issuer})",
                     candidate.label,
@@ -197,6 +201,7 @@ pub(crate) fn check(
             Ok(Pass {
                 claim,
                 signer: spki_id(&spki),
+                identity: identity.issuer.clone().zip(matched.cloned()),
             })
         }
     }

@@ -9,9 +9,11 @@
 //! each selected trust root → [`decide`] thresholds, required signers and
 //! attestations.
 
+pub(crate) mod attestations;
 pub(crate) mod candidate;
 pub(crate) mod certificate;
 pub(crate) mod check;
+pub(crate) mod conditions;
 pub(crate) mod content;
 pub(crate) mod discover;
 pub(crate) mod inclusion;
@@ -22,6 +24,7 @@ pub(crate) mod tlog;
 use portcullis_sigstore_trust as trust_root;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
@@ -37,8 +40,10 @@ use crate::reference::ImageRef;
 use crate::registry::{ClientBuildError, Credentials, RegistryClient, RegistrySettings};
 use crate::validators::{BuildEnv, Caching, Call, ClientFor, Validator, signers};
 use crate::verdict::{Judgement, Verified};
+use attestations::{Attested, Requirement};
 use candidate::Candidate;
 use check::{CheckOptions, Failure, Pass, check};
+use conditions::{Condition, SignerInfo, Statement};
 use content::Claim;
 
 /// Why a cosign validator could not be built at start-up.
@@ -65,6 +70,19 @@ pub(crate) struct CosignValidator {
     /// SHA-256 over the transparency material in use (Fulcio, Rekor, CT,
     /// with their windows), including what came through TUF at start-up.
     trust_fingerprint: [u8; 32],
+    /// The CEL environment attestation conditions run in.
+    cel: conditions::Environment,
+    /// Compiled attestation conditions by their text (checked at start-up,
+    /// compiled once here).
+    compiled: moka::future::Cache<String, Arc<Condition>>,
+    /// What the last verification of a digest under a rule established
+    /// (see [`Gathered`]), kept for rules whose conditions read `now`:
+    /// when such an allow reaches the time it flips, it is judged again
+    /// from these verified statements, not from the registry. Keyed like
+    /// the verdict (rule and trust fingerprint, repository, digest, and
+    /// the workload when its credentials were used), kept no longer than
+    /// a verdict, and only after an allow.
+    evidence: moka::future::Cache<[u8; 32], Arc<Gathered>>,
 }
 
 impl CosignValidator {
@@ -140,6 +158,12 @@ impl CosignValidator {
             spec,
             registry,
             trust_fingerprint,
+            cel: conditions::environment(),
+            compiled: moka::future::Cache::builder().max_capacity(4096).build(),
+            evidence: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(env.caches.ttls.verdict)
+                .build(),
         })
     }
 
@@ -156,25 +180,136 @@ impl CosignValidator {
         extra.contains_key(host) && !self.spec.credentials.contains_key(host)
     }
 
+    /// The rule's attestation requirements with their conditions compiled
+    /// (once per text) and their accepted roots resolved.
+    async fn requirements<'a>(
+        &self,
+        options: &'a RuleOptions,
+        roots: &[&TrustRoot],
+    ) -> Result<Vec<Requirement<'a>>, VerifyError> {
+        let mut out = Vec::new();
+        for written in options.attestations.iter().flatten() {
+            let accepted: Vec<String> = match written.trust_root.as_deref() {
+                Some("*") => self
+                    .spec
+                    .trust_roots
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .collect(),
+                Some(name) => vec![name.to_string()],
+                None => roots.iter().map(|r| r.name.clone()).collect(),
+            };
+            let mut compiled = Vec::with_capacity(written.conditions.len());
+            for source in &written.conditions {
+                let condition = match self.compiled.get(source).await {
+                    Some(c) => c,
+                    None => {
+                        // Checked when the config loaded; an error here is a bug.
+                        let c = Condition::compile(&self.cel, source)
+                            .map(Arc::new)
+                            .map_err(|e| {
+                                VerifyError::Internal(format!("condition {source:?}: {e}"))
+                            })?;
+                        self.compiled.insert(source.clone(), c.clone()).await;
+                        c
+                    }
+                };
+                compiled.push(condition);
+            }
+            out.push(Requirement {
+                written,
+                accepted,
+                conditions: compiled,
+            });
+        }
+        Ok(out)
+    }
+
     /// Verifies the signatures of `digest` (in `image`'s repository) under
-    /// the rule's `options`.
+    /// `rule`, at time `now`.
     pub(crate) async fn verify_digest(
         &self,
         image: &ImageRef,
         digest: &str,
-        options: &RuleOptions,
-        extra: Option<&Credentials>,
+        rule: &Rule,
+        call: &Call<'_>,
     ) -> Result<Verified, VerifyError> {
+        let options = &rule.options;
+        let extra = call.workload.map(|w| &w.credentials);
         let digest = digest.to_string();
         let selected = cosign_selected_roots(options, &self.spec)
             .map_err(|e| VerifyError::Internal(e.to_string()))?;
         let roots: Vec<&TrustRoot> = selected.iter().filter_map(|n| self.spec.root(n)).collect();
+        let requirements = self.requirements(options, &roots).await?;
+        let reads_now = requirements
+            .iter()
+            .flat_map(|r| &r.conditions)
+            .any(|c| c.uses_now);
+        let evidence_key = reads_now.then(|| {
+            let mut h = Sha256::new();
+            h.update(b"portcullis.cosign.evidence.v1\0");
+            h.update(self.verdict_fingerprint(&rule.fingerprint));
+            h.update(image.registry().as_bytes());
+            h.update(b"/");
+            h.update(image.repository().as_bytes());
+            h.update(b"@");
+            h.update(digest.as_bytes());
+            if self.uses_workload_credentials(image, call)
+                && let Some(w) = call.workload
+            {
+                h.update(b"\0workload:");
+                h.update(w.identity.as_bytes());
+            }
+            <[u8; 32]>::from(h.finalize())
+        });
+        let kept = match &evidence_key {
+            Some(key) => self.evidence.get(key).await,
+            None => None,
+        };
+        let gathered = match kept {
+            Some(g) => g,
+            None => Arc::new(
+                self.gather_fresh(image, &digest, &roots, options, extra)
+                    .await?,
+            ),
+        };
+        let (signers, flips_at) = judge(
+            &gathered,
+            &roots,
+            options,
+            &requirements,
+            &self.cel,
+            &image.to_string(),
+            call.now,
+        )?;
+        if let Some(key) = evidence_key {
+            self.evidence.insert(key, gathered).await;
+        }
+        Ok(Verified {
+            digest: Some(digest),
+            reason: Reason::Verified,
+            message: format!("signed by {}", signers.join(", ")),
+            warnings: Vec::new(),
+            valid_until: flips_at,
+        })
+    }
+
+    /// Discovers the candidates of `digest` in the registry and checks
+    /// them ([`gather`]).
+    async fn gather_fresh(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        roots: &[&TrustRoot],
+        options: &RuleOptions,
+        extra: Option<&Credentials>,
+    ) -> Result<Gathered, VerifyError> {
         let with_attestations = options.attestations.as_ref().is_some_and(|a| !a.is_empty());
         let found = discover::discover(
             &self.client(extra),
             image.registry(),
             image.repository(),
-            &digest,
+            digest,
             with_attestations,
         )
         .await
@@ -185,7 +320,7 @@ impl CosignValidator {
             e => VerifyError::Registry(e),
         })?;
         let check_options = CheckOptions {
-            digest: &digest,
+            digest,
             require_tlog_for_keys: options
                 .verify_in_transparency_log
                 .unwrap_or(self.spec.transparency.has_tlog()),
@@ -193,21 +328,13 @@ impl CosignValidator {
             manifest: found.manifest.as_deref(),
             policy: options.sigstore_policy.unwrap_or_default(),
         };
-        let signers = decide(
+        Ok(gather(
             &found.candidates,
-            &roots,
+            roots,
             &self.spec,
             options,
             check_options,
-            &image.to_string(),
-        )?;
-        Ok(Verified {
-            digest: Some(digest),
-            reason: Reason::Verified,
-            message: format!("signed by {}", signers.join(", ")),
-            warnings: Vec::new(),
-            valid_until: None,
-        })
+        ))
     }
 }
 
@@ -243,11 +370,7 @@ impl Validator for CosignValidator {
                 "cosign verifies a digest; none was resolved".into(),
             )));
         };
-        let extra = call.workload.map(|w| &w.credentials);
-        Judgement::fresh(
-            self.verify_digest(image, digest, &rule.options, extra)
-                .await,
-        )
+        Judgement::fresh(self.verify_digest(image, digest, rule, call).await)
     }
 
     /// Verdicts are cached by digest, under the rule's fingerprint mixed
@@ -262,24 +385,35 @@ impl Validator for CosignValidator {
     }
 }
 
-/// Applies the rule to the candidates: distinct signers assigned to distinct
-/// roots ([`signers`]: one key is one vote, however many roots accept it),
-/// required signers, threshold, then attestations. Returns the roots that
-/// counted.
-pub(crate) fn decide(
+/// What the signatures and attestations of one digest establish before
+/// the rule counts them: which signers verified for which roots, the most
+/// telling failure, and the verified attestations. This is the expensive
+/// part (every signature, certificate, log entry and timestamp is
+/// checked); [`judge`] then applies the rule, cheaply, at a given time.
+#[derive(Debug)]
+pub(crate) struct Gathered {
+    /// Nothing attached looks like an image signature.
+    no_signatures: bool,
+    /// (signer, root index) for every signature that verified for a root.
+    edges: Vec<([u8; 32], usize)>,
+    /// The most telling reason a signature did not count.
+    worst: Option<Failure>,
+    /// The attestations that verified and name the image.
+    attested: Vec<Attested>,
+}
+
+/// Checks every candidate against every selected root (and attestations
+/// against the roots their requirements accept).
+pub(crate) fn gather(
     candidates: &[Candidate],
     roots: &[&TrustRoot],
     spec: &CosignSpec,
     options: &RuleOptions,
     check_options: CheckOptions<'_>,
-    image: &str,
-) -> Result<Vec<String>, VerifyError> {
+) -> Gathered {
     let (signatures, attestations): (Vec<&Candidate>, Vec<&Candidate>) = candidates
         .iter()
         .partition(|c| content::looks_like_signature(c.origin, &c.content));
-    if signatures.is_empty() {
-        return Err(VerifyError::NoSignatures(image.to_string()));
-    }
     let mut edges: Vec<([u8; 32], usize)> = Vec::new();
     let mut worst: Option<Failure> = None;
     for candidate in &signatures {
@@ -297,8 +431,14 @@ pub(crate) fn decide(
             }
         }
     }
-    let mut attested: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if options.attestations.as_ref().is_some_and(|a| !a.is_empty()) {
+    let mut attested: Vec<Attested> = Vec::new();
+    let requirements = options.attestations.as_deref().unwrap_or_default();
+    if !requirements.is_empty() {
+        let with_conditions: BTreeSet<&str> = requirements
+            .iter()
+            .filter(|r| !r.conditions.is_empty())
+            .map(|r| r.predicate_type.as_str())
+            .collect();
         let attestation_roots: Vec<&TrustRoot> = roots
             .iter()
             .copied()
@@ -306,21 +446,63 @@ pub(crate) fn decide(
             .collect();
         for candidate in &attestations {
             for root in &attestation_roots {
-                if let Ok(Pass {
+                let Ok(Pass {
                     claim: Claim::Attestation(predicate_type),
+                    identity,
                     ..
                 }) = check(candidate, root, check_options)
-                {
-                    attested
-                        .entry(predicate_type)
-                        .or_default()
-                        .insert(root.name.clone());
-                }
+                else {
+                    continue;
+                };
+                let statement = with_conditions.contains(predicate_type.as_str()).then(|| {
+                    match &candidate.content {
+                        candidate::Content::Dsse { payload, .. } => Statement::parse(
+                            payload,
+                            SignerInfo {
+                                root: &root.name,
+                                keyless: identity.as_ref().map(|(i, s)| (i.as_str(), s.as_str())),
+                            },
+                        ),
+                        _ => Err("not an in-toto statement".to_string()),
+                    }
+                });
+                attested.push(Attested {
+                    predicate_type,
+                    root: root.name.clone(),
+                    statement,
+                });
             }
         }
     }
-    if edges.is_empty() {
-        return Err(match worst {
+    Gathered {
+        no_signatures: signatures.is_empty(),
+        edges,
+        worst,
+        attested,
+    }
+}
+
+/// Applies the rule to what was gathered, at time `now`: distinct signers
+/// assigned to distinct roots ([`signers`]: one key is one vote, however
+/// many roots accept it), required signers, threshold, then attestations
+/// and their conditions. Returns the roots that counted and, when a
+/// condition reads `now`, the time the allow stops holding by the clock
+/// alone ([`attestations::next_flip`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn judge(
+    gathered: &Gathered,
+    roots: &[&TrustRoot],
+    options: &RuleOptions,
+    requirements: &[Requirement<'_>],
+    env: &conditions::Environment,
+    image: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<String>, Option<chrono::DateTime<chrono::Utc>>), VerifyError> {
+    if gathered.no_signatures {
+        return Err(VerifyError::NoSignatures(image.to_string()));
+    }
+    if gathered.edges.is_empty() {
+        return Err(match gathered.worst.clone() {
             Some(Failure::Digest(m)) => VerifyError::DigestMismatch(m),
             Some(Failure::Tlog(m)) => VerifyError::TlogInvalid(m),
             Some(Failure::Certificate(m)) => VerifyError::CertInvalid(m),
@@ -337,7 +519,7 @@ pub(crate) fn decide(
         .iter()
         .filter_map(|name| roots.iter().position(|r| &r.name == name))
         .collect();
-    let assignment = signers::assign(&edges, roots.len(), &required_indices);
+    let assignment = signers::assign(&gathered.edges, roots.len(), &required_indices);
     let signers: Vec<String> = {
         let mut names: Vec<String> = assignment
             .matched
@@ -377,22 +559,9 @@ pub(crate) fn decide(
             },
         });
     }
-    for requirement in options.attestations.iter().flatten() {
-        let wanted: Vec<&str> = match requirement.trust_root.as_deref() {
-            Some("*") => spec.trust_roots.iter().map(|r| r.name.as_str()).collect(),
-            Some(name) => vec![name],
-            None => roots.iter().map(|r| r.name.as_str()).collect(),
-        };
-        let ok = attested
-            .get(&requirement.predicate_type)
-            .is_some_and(|by| by.iter().any(|r| wanted.contains(&r.as_str())));
-        if !ok {
-            return Err(VerifyError::AttestationMissing(
-                requirement.predicate_type.clone(),
-            ));
-        }
-    }
-    Ok(signers)
+    attestations::judge(&gathered.attested, requirements, env, now)?;
+    let flips_at = attestations::next_flip(&gathered.attested, requirements, env, now);
+    Ok((signers, flips_at))
 }
 
 /// Roots named only by attestation requirements (not among the rule's

@@ -1,0 +1,527 @@
+//! Conditions on what an attestation says: CEL expressions
+//! (`with.attestations[*].conditions`) evaluated over a verified in-toto
+//! statement, with the `cel` crate (cel-rust).
+//!
+//! * [`Condition::compile`] runs when the config loads. It refuses syntax
+//!   errors, expressions over [`MAX_EXPRESSION_BYTES`] or
+//!   [`MAX_NODES`] nodes, comprehensions nested deeper than
+//!   [`MAX_COMPREHENSION_DEPTH`], variables other than [`VARIABLES`], and
+//!   expressions whose result is plainly not a bool (a literal, arithmetic,
+//!   a list or map, `size(...)`, `map`/`filter`). cel-rust has no type
+//!   checker, so a result that is not a bool for other reasons is an
+//!   evaluation error.
+//! * [`Statement::parse`] prepares a verified statement once: at most
+//!   [`MAX_STATEMENT_BYTES`] (a larger one is refused, not parsed),
+//!   converted to CEL values, with the length of its widest list or map
+//!   remembered for the step budget.
+//! * [`Statement::evaluate`] runs one condition: `true`, `false` or an
+//!   error. A field or index the statement lacks makes the condition
+//!   false, not an error ("the provenance does not say so").
+//!
+//! **Cost.** CEL has no loops; only the comprehension macros (`all`,
+//! `exists`, `exists_one`, `map`, `filter`) iterate, over a list or map
+//! taken from the statement. So an evaluation takes at most
+//! `nodes × (widest + 1)^depth` steps, where `depth` is the comprehension
+//! nesting. That bound is computed before evaluating; above
+//! [`STEP_BUDGET`] the evaluation is refused (`ATTESTATION_POLICY_ERROR`),
+//! so the budget holds without running, timing or interrupting anything.
+
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::{Context, Env, ExecutionError, Program, Value};
+use chrono::{DateTime, Utc};
+
+/// The variables a condition may use.
+pub(crate) const VARIABLES: [&str; 5] = ["predicate", "predicateType", "subject", "signer", "now"];
+/// CEL's type identifiers (`type(x) == string`), which are not variables.
+const TYPE_NAMES: [&str; 12] = [
+    "bool",
+    "bytes",
+    "double",
+    "duration",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "timestamp",
+    "type",
+    "uint",
+];
+/// The longest expression accepted, in bytes.
+pub(crate) const MAX_EXPRESSION_BYTES: usize = 2048;
+/// The most AST nodes an expression may have (macros expanded).
+pub(crate) const MAX_NODES: u64 = 512;
+/// The deepest nesting of comprehensions (`all` inside `exists`: 2).
+pub(crate) const MAX_COMPREHENSION_DEPTH: u32 = 2;
+/// The largest statement (DSSE payload) conditions are evaluated on.
+pub(crate) const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
+/// The most steps one evaluation may take, by the bound above.
+pub(crate) const STEP_BUDGET: u64 = 1_000_000;
+
+/// The CEL environment: the standard functions and macros (`size`,
+/// `has`, `all`, `exists`, `exists_one`, `map`, `filter`, `matches`,
+/// `startsWith`, `endsWith`, `contains`, `timestamp`, `duration`, ...).
+/// Built once per validator and shared by every evaluation.
+#[derive(Clone)]
+pub(crate) struct Environment(Arc<Env>);
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Environment(cel stdlib)")
+    }
+}
+
+/// A new environment (see [`Environment`]).
+pub(crate) fn environment() -> Environment {
+    Environment(Arc::new(Env::stdlib()))
+}
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) struct Condition {
+    /// The expression as written (named in deny messages).
+    pub(crate) source: String,
+    program: Program,
+    nodes: u64,
+    depth: u32,
+    /// Whether it reads `now` (its result can change with time alone).
+    pub(crate) uses_now: bool,
+}
+
+/// What one condition says about one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It holds.
+    Holds,
+    /// It does not hold (false, or a field it reads is absent).
+    Fails,
+    /// It could not be evaluated (a type error, a function error, a result
+    /// that is not a bool, the step budget).
+    Error(String),
+}
+
+impl Condition {
+    /// Compiles and checks `source` (see the module doc). The error says
+    /// what is wrong; the caller adds the file, rule and expression.
+    pub(crate) fn compile(env: &Environment, source: &str) -> Result<Condition, String> {
+        if source.len() > MAX_EXPRESSION_BYTES {
+            return Err(format!(
+                "the expression is {} bytes; at most {MAX_EXPRESSION_BYTES}",
+                source.len()
+            ));
+        }
+        let program = env
+            .0
+            .compile(source)
+            .map_err(|e| format!("syntax: {}", e.to_string().trim()))?;
+        let mut walk = Walk::default();
+        walk.visit(program.expression(), 0)?;
+        if walk.nodes > MAX_NODES {
+            return Err(format!(
+                "the expression has {} nodes; at most {MAX_NODES}",
+                walk.nodes
+            ));
+        }
+        if walk.depth > MAX_COMPREHENSION_DEPTH {
+            return Err(format!(
+                "comprehensions nest {} deep; at most {MAX_COMPREHENSION_DEPTH}",
+                walk.depth
+            ));
+        }
+        if let Some(kind) = plainly_not_bool(program.expression()) {
+            return Err(format!("the expression yields {kind}, not a bool"));
+        }
+        Ok(Condition {
+            source: source.to_string(),
+            program,
+            nodes: walk.nodes,
+            depth: walk.depth,
+            uses_now: walk.uses_now,
+        })
+    }
+
+    /// The most steps evaluating this condition over `statement` can take.
+    fn step_bound(&self, statement: &Statement) -> u64 {
+        (statement.widest + 1)
+            .checked_pow(self.depth)
+            .and_then(|w| w.checked_mul(self.nodes))
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// Counts nodes and comprehension depth, and checks that every free
+/// identifier is a known variable.
+#[derive(Default)]
+struct Walk {
+    nodes: u64,
+    depth: u32,
+    uses_now: bool,
+    bound: Vec<String>,
+}
+
+impl Walk {
+    fn visit(&mut self, e: &IdedExpr, depth: u32) -> Result<(), String> {
+        self.nodes += 1;
+        self.depth = self.depth.max(depth);
+        if self.nodes > MAX_NODES {
+            // Stop walking a huge tree early; the caller reports the size.
+            return Ok(());
+        }
+        match &e.expr {
+            Expr::Ident(name) => {
+                if self.bound.iter().any(|b| b == name) {
+                    return Ok(());
+                }
+                if name == "now" {
+                    self.uses_now = true;
+                }
+                if !VARIABLES.contains(&name.as_str()) && !TYPE_NAMES.contains(&name.as_str()) {
+                    return Err(format!(
+                        "unknown variable `{name}` (known: {})",
+                        VARIABLES.join(", ")
+                    ));
+                }
+            }
+            Expr::Call(call) => {
+                if let Some(target) = &call.target {
+                    self.visit(target, depth)?;
+                }
+                for arg in &call.args {
+                    self.visit(arg, depth)?;
+                }
+            }
+            Expr::Comprehension(c) => {
+                self.visit(&c.iter_range, depth)?;
+                self.visit(&c.accu_init, depth)?;
+                let before = self.bound.len();
+                self.bound.push(c.iter_var.clone());
+                if let Some(v) = &c.iter_var2 {
+                    self.bound.push(v.clone());
+                }
+                self.bound.push(c.accu_var.clone());
+                self.visit(&c.loop_cond, depth + 1)?;
+                self.visit(&c.loop_step, depth + 1)?;
+                self.visit(&c.result, depth + 1)?;
+                self.bound.truncate(before);
+            }
+            Expr::List(list) => {
+                for element in &list.elements {
+                    self.visit(element, depth)?;
+                }
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    self.visit_entry(&entry.expr, depth)?;
+                }
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    self.visit_entry(&entry.expr, depth)?;
+                }
+            }
+            Expr::Select(select) => self.visit(&select.operand, depth)?,
+            Expr::Literal(_) | Expr::Unspecified => {}
+        }
+        Ok(())
+    }
+
+    fn visit_entry(&mut self, entry: &EntryExpr, depth: u32) -> Result<(), String> {
+        match entry {
+            EntryExpr::MapEntry(m) => {
+                self.visit(&m.key, depth)?;
+                self.visit(&m.value, depth)
+            }
+            EntryExpr::StructField(f) => self.visit(&f.value, depth),
+        }
+    }
+}
+
+/// What a top-level expression yields when that is certainly not a bool.
+fn plainly_not_bool(e: &IdedExpr) -> Option<&'static str> {
+    const ARITHMETIC: [&str; 6] = ["_+_", "_-_", "_*_", "_/_", "_%_", "-_"];
+    const CONVERSIONS: [&str; 9] = [
+        "size",
+        "string",
+        "int",
+        "uint",
+        "double",
+        "bytes",
+        "timestamp",
+        "duration",
+        "type",
+    ];
+    match &e.expr {
+        Expr::Literal(LiteralValue::Boolean(_)) => None,
+        Expr::Literal(LiteralValue::Null) => Some("null"),
+        Expr::Literal(_) => Some("a literal"),
+        Expr::List(_) => Some("a list"),
+        Expr::Map(_) | Expr::Struct(_) => Some("a map"),
+        Expr::Call(c) if ARITHMETIC.contains(&c.func_name.as_str()) => Some("a number"),
+        Expr::Call(c) if CONVERSIONS.contains(&c.func_name.as_str()) => Some("a value"),
+        // `map` and `filter` accumulate into a list and return it.
+        Expr::Comprehension(c)
+            if matches!(c.accu_init.expr, Expr::List(_))
+                && matches!(&c.result.expr, Expr::Ident(n) if *n == c.accu_var) =>
+        {
+            Some("a list")
+        }
+        _ => None,
+    }
+}
+
+/// Who signed a verified attestation, as the `signer` variable shows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignerInfo<'a> {
+    /// The trust root's name.
+    pub(crate) root: &'a str,
+    /// For keyless signatures: the certificate's OIDC issuer and the
+    /// subject (SAN) that matched the root.
+    pub(crate) keyless: Option<(&'a str, &'a str)>,
+}
+
+/// A verified in-toto statement, ready for evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    predicate: Value,
+    predicate_type: Value,
+    subject: Value,
+    signer: Value,
+    /// The length of the widest list or map in the statement.
+    widest: u64,
+}
+
+impl Statement {
+    /// Prepares `payload` (a verified in-toto statement) signed by
+    /// `signer`. Refuses a payload over [`MAX_STATEMENT_BYTES`] without
+    /// parsing it.
+    pub(crate) fn parse(payload: &[u8], signer: SignerInfo<'_>) -> Result<Statement, String> {
+        if payload.len() > MAX_STATEMENT_BYTES {
+            return Err(format!(
+                "the statement is {} bytes, over the {MAX_STATEMENT_BYTES}-byte cap; not evaluated",
+                payload.len()
+            ));
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(payload).map_err(|e| format!("statement: {e}"))?;
+        let field = |name: &str| json.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        let to_cel = |v: serde_json::Value| {
+            cel::to_value(v).map_err(|e| format!("statement is not representable in CEL: {e}"))
+        };
+        let (kind, issuer, subject) = match signer.keyless {
+            Some((issuer, subject)) => ("keyless", issuer, subject),
+            None => ("key", "", ""),
+        };
+        let signer = serde_json::json!({
+            "name": signer.root,
+            "kind": kind,
+            "issuer": issuer,
+            "subject": subject,
+        });
+        Ok(Statement {
+            widest: widest(&json),
+            predicate: to_cel(field("predicate"))?,
+            predicate_type: to_cel(field("predicateType"))?,
+            subject: to_cel(field("subject"))?,
+            signer: to_cel(signer)?,
+        })
+    }
+
+    /// Evaluates `condition` at time `now`.
+    pub(crate) fn evaluate(
+        &self,
+        env: &Environment,
+        condition: &Condition,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let bound = condition.step_bound(self);
+        if bound > STEP_BUDGET {
+            return Outcome::Error(format!(
+                "over the step budget: up to {bound} steps on this statement (budget {STEP_BUDGET})"
+            ));
+        }
+        let mut context = Context::with_env(env.0.clone());
+        context.add_variable_from_value("predicate", self.predicate.clone());
+        context.add_variable_from_value("predicateType", self.predicate_type.clone());
+        context.add_variable_from_value("subject", self.subject.clone());
+        context.add_variable_from_value("signer", self.signer.clone());
+        context.add_variable_from_value("now", Value::Timestamp(now.fixed_offset()));
+        match condition.program.execute(&context) {
+            Ok(Value::Bool(true)) => Outcome::Holds,
+            Ok(Value::Bool(false)) => Outcome::Fails,
+            Ok(other) => Outcome::Error(format!("yields {}, not a bool", other.type_of())),
+            Err(ExecutionError::NoSuchKey(_) | ExecutionError::IndexOutOfBounds(_)) => {
+                Outcome::Fails
+            }
+            Err(e) => Outcome::Error(e.to_string()),
+        }
+    }
+}
+
+/// The length of the widest list or map anywhere in `value`.
+fn widest(value: &serde_json::Value) -> u64 {
+    let mut widest = 0u64;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Array(a) => {
+                widest = widest.max(a.len() as u64);
+                stack.extend(a.iter());
+            }
+            serde_json::Value::Object(o) => {
+                widest = widest.max(o.len() as u64);
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    widest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(source: &str) -> Result<Condition, String> {
+        Condition::compile(&environment(), source)
+    }
+
+    fn statement(predicate: serde_json::Value) -> Statement {
+        let payload = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "app", "digest": {"sha256": "ab"}}],
+            "predicateType": "https://example.com/p",
+            "predicate": predicate,
+        });
+        Statement::parse(
+            payload.to_string().as_bytes(),
+            SignerInfo {
+                root: "ci",
+                keyless: Some(("https://issuer", "https://github.com/org/repo")),
+            },
+        )
+        .unwrap()
+    }
+
+    fn eval(source: &str, predicate: serde_json::Value) -> Outcome {
+        let env = environment();
+        let c = Condition::compile(&env, source).unwrap();
+        statement(predicate).evaluate(&env, &c, Utc::now())
+    }
+
+    #[test]
+    fn compile_refuses_what_cannot_work() {
+        for (source, says) in [
+            ("predicate.x ==", "syntax"),
+            ("foo == 1", "unknown variable `foo`"),
+            ("predicate.xs.all(x, y > 1)", "unknown variable `y`"),
+            ("1 + 2", "not a bool"),
+            ("'text'", "not a bool"),
+            ("size(predicate)", "not a bool"),
+            ("predicate.xs.map(x, x)", "not a bool"),
+            (
+                "predicate.a.all(x, predicate.b.all(y, predicate.c.all(z, true)))",
+                "nest 3 deep",
+            ),
+        ] {
+            let err = compile(source).expect_err(source);
+            assert!(err.contains(says), "{source}: {err}");
+        }
+        let long = format!("predicate.x == '{}'", "a".repeat(MAX_EXPRESSION_BYTES));
+        assert!(compile(&long).unwrap_err().contains("bytes"));
+        // Bound names, type names and every variable are fine.
+        let c = compile(
+            "predicate.xs.exists(x, type(x) == string) && predicateType != '' && size(subject) > 0 && signer.name == 'ci' && now > timestamp('2020-01-01T00:00:00Z')",
+        )
+        .unwrap();
+        assert!(c.uses_now);
+        assert!(!compile("has(predicate.x)").unwrap().uses_now);
+    }
+
+    #[test]
+    fn evaluates_over_the_statement() {
+        let p = serde_json::json!({"builder": {"id": "https://ci"}, "n": 3, "xs": [1, 2, 3]});
+        assert_eq!(
+            eval("predicate.builder.id == 'https://ci'", p.clone()),
+            Outcome::Holds
+        );
+        assert_eq!(eval("predicate.n > 5", p.clone()), Outcome::Fails);
+        assert_eq!(
+            eval("predicate.xs.all(x, x > 0)", p.clone()),
+            Outcome::Holds
+        );
+        assert_eq!(
+            eval(
+                "signer.issuer == 'https://issuer' && signer.kind == 'keyless'",
+                p.clone()
+            ),
+            Outcome::Holds
+        );
+        assert_eq!(
+            eval(
+                "predicateType == 'https://example.com/p' && subject[0].name == 'app'",
+                p.clone()
+            ),
+            Outcome::Holds
+        );
+        // An absent field or index is a failure, not an error.
+        assert_eq!(
+            eval("predicate.missing.deeper == 1", p.clone()),
+            Outcome::Fails
+        );
+        assert_eq!(eval("predicate.xs[7] == 1", p.clone()), Outcome::Fails);
+        // Run-time errors are errors.
+        assert!(matches!(
+            eval("predicate.n / 0 == 1", p.clone()),
+            Outcome::Error(_)
+        ));
+        assert!(matches!(
+            eval("timestamp(predicate.builder.id) < now", p.clone()),
+            Outcome::Error(_)
+        ));
+        assert!(
+            matches!(eval("predicate.builder.id", p.clone()), Outcome::Error(e) if e.contains("not a bool"))
+        );
+    }
+
+    #[test]
+    fn time_arithmetic() {
+        let recent = (Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+        let old = (Utc::now() - chrono::Duration::days(9)).to_rfc3339();
+        let cond = "now - timestamp(predicate.scanned) < duration('168h')";
+        assert_eq!(
+            eval(cond, serde_json::json!({"scanned": recent})),
+            Outcome::Holds
+        );
+        assert_eq!(
+            eval(cond, serde_json::json!({"scanned": old})),
+            Outcome::Fails
+        );
+    }
+
+    #[test]
+    fn the_step_budget_is_enforced_before_evaluating() {
+        let wide: Vec<u32> = (0..2000).collect();
+        let p = serde_json::json!({"xs": wide});
+        // 2000 × 2000 pairs: refused without running.
+        let nested = "predicate.xs.all(x, predicate.xs.exists(y, y == x))";
+        assert!(matches!(eval(nested, p.clone()), Outcome::Error(e) if e.contains("step budget")));
+        // One pass over the same list is within budget.
+        assert_eq!(eval("predicate.xs.all(x, x >= 0)", p), Outcome::Holds);
+    }
+
+    #[test]
+    fn oversized_statements_are_refused_unparsed() {
+        let payload = vec![b'{'; MAX_STATEMENT_BYTES + 1];
+        let err = Statement::parse(
+            &payload,
+            SignerInfo {
+                root: "k",
+                keyless: None,
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("cap"), "{err}");
+    }
+}
