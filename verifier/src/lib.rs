@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "bench-internals")]
+pub mod bench_internals;
 mod cache;
 mod cli;
 mod config;

@@ -12,7 +12,7 @@
 //! another `now` may answer differently, which [`next_flip`] uses to bound
 //! how long an allow that reads `now` may be cached.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -54,22 +54,42 @@ pub(crate) fn judge(
     env: &Environment,
     now: DateTime<Utc>,
 ) -> Result<(), VerifyError> {
+    judge_remembering(attested, requirements, env, now, &mut Memo::new())
+}
+
+/// Outcomes of conditions that do not read `now`, by (requirement,
+/// attestation, condition): while looking ahead in time only the others
+/// change.
+type Memo = HashMap<(usize, usize, usize), Outcome>;
+
+fn judge_remembering(
+    attested: &[Attested],
+    requirements: &[Requirement<'_>],
+    env: &Environment,
+    now: DateTime<Utc>,
+    memo: &mut Memo,
+) -> Result<(), VerifyError> {
     requirements
         .iter()
-        .try_for_each(|r| judge_one(attested, r, env, now))
+        .enumerate()
+        .try_for_each(|(i, r)| judge_one(attested, (i, r), env, now, memo))
 }
 
 fn judge_one(
     attested: &[Attested],
-    requirement: &Requirement<'_>,
+    (index, requirement): (usize, &Requirement<'_>),
     env: &Environment,
     now: DateTime<Utc>,
+    memo: &mut Memo,
 ) -> Result<(), VerifyError> {
     let written = requirement.written;
     let predicate_type = written.predicate_type.as_str();
-    let candidates: Vec<&Attested> = attested
+    let candidates: Vec<(usize, &Attested)> = attested
         .iter()
-        .filter(|a| a.predicate_type == predicate_type && requirement.accepted.contains(&a.root))
+        .enumerate()
+        .filter(|(_, a)| {
+            a.predicate_type == predicate_type && requirement.accepted.contains(&a.root)
+        })
         .collect();
     if candidates.is_empty() {
         return Err(VerifyError::AttestationMissing(predicate_type.to_string()));
@@ -77,7 +97,7 @@ fn judge_one(
     let mut satisfied: BTreeSet<&str> = BTreeSet::new();
     let mut first_failed: Option<&str> = None;
     let mut first_error: Option<String> = None;
-    for candidate in candidates {
+    for (at, candidate) in candidates {
         if requirement.conditions.is_empty() {
             satisfied.insert(&candidate.root);
             continue;
@@ -94,8 +114,15 @@ fn judge_one(
             }
         };
         let mut holds = true;
-        for condition in &requirement.conditions {
-            match statement.evaluate(env, condition, now) {
+        for (j, condition) in requirement.conditions.iter().enumerate() {
+            let outcome = if condition.uses_now {
+                statement.evaluate(env, condition, now)
+            } else {
+                memo.entry((index, at, j))
+                    .or_insert_with(|| statement.evaluate(env, condition, now))
+                    .clone()
+            };
+            match outcome {
                 Outcome::Holds => {}
                 Outcome::Fails => {
                     first_failed.get_or_insert(&condition.source);
@@ -174,7 +201,9 @@ pub(crate) fn next_flip(
     if !reads_now {
         return None;
     }
-    let holds = |t: DateTime<Utc>| judge(attested, requirements, env, t).is_ok();
+    let mut memo = Memo::new();
+    let mut holds =
+        |t: DateTime<Utc>| judge_remembering(attested, requirements, env, t, &mut memo).is_ok();
     let steps = FLIP_HORIZON.num_seconds() / FLIP_STEP.num_seconds();
     let mut last_good = now;
     for k in 1..=steps {
