@@ -15,6 +15,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The benches that need crate internals (required-features).
+cargo clippy -p portcullis-verifier --features bench-internals --all-targets --locked -- -D warnings
 echo "== cargo build (binaries used by the end-to-end tests)"
 cargo build --workspace --locked
 echo "== Kubernetes manifests"

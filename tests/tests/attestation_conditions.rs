@@ -139,6 +139,17 @@ fn spdx(licenses: &[&str]) -> Value {
     })
 }
 
+/// One image of the README test: repository, example, predicate type,
+/// predicate, stored as a bundle, the denial expected (`None`: allowed).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Value,
+    bool,
+    Option<String>,
+);
+
 /// Every README example, allowed and denied, through the gateway; in
 /// detection mode the denials are warnings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +160,7 @@ async fn readme_examples_through_the_gateway() {
     let reg = tokio::task::block_in_place(Registry::start_plain);
     let day = chrono::Duration::days(1);
     // (repository, example, predicate type, predicate, as bundle, expected denial)
-    let cases: Vec<(&str, &str, &str, Value, bool, Option<String>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "slsa/ok",
             "slsa",

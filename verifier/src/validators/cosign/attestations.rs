@@ -290,7 +290,13 @@ mod tests {
         let now = Utc::now();
         let bad = attested("a", serde_json::json!({"ok": true, "n": 1}));
         let good = attested("a", serde_json::json!({"ok": true, "n": 2}));
-        let err = judge(&[bad.clone()], std::slice::from_ref(&r), &env, now).unwrap_err();
+        let err = judge(
+            std::slice::from_ref(&bad),
+            std::slice::from_ref(&r),
+            &env,
+            now,
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, VerifyError::AttestationConditionFailed { condition, .. } if condition == "predicate.n > 1"),
             "{err:?}"
