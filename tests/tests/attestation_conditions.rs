@@ -489,3 +489,82 @@ async fn a_cached_allow_flips_with_the_clock_without_the_registry() {
         "judged again from the verified statement, not the registry"
     );
 }
+
+/// Keyless attestations show their certificate's issuer and the subject
+/// that matched the root as `signer`: a root that accepts every workflow of
+/// an organisation, narrowed by a condition to one repository's.
+#[test]
+fn keyless_signer_identity_in_conditions() {
+    use portcullis_e2e::config::{cosign_for, keyless_root_regex};
+    use portcullis_e2e::signer::sign_keyless;
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+    let reg = Registry::start_plain();
+    let fulcio = portcullis_e2e::signer::pki().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let predicate = dir.path().join("p.json");
+    std::fs::write(
+        &predicate,
+        provenance("https://github.com/acme/app").to_string(),
+    )
+    .unwrap();
+    let predicate = predicate.display().to_string();
+    let attested_by = |repo: &str, seed: u64, san: &str| {
+        let image = push_image(&reg, repo, "v1", seed);
+        sign_keyless(&reg, &image, ISSUER, san);
+        sigtool(
+            "attest",
+            &reg,
+            &image,
+            &[
+                "--keyless",
+                "--fulcio-dir",
+                &fulcio,
+                "--issuer",
+                ISSUER,
+                "--san",
+                san,
+                "--predicate-type",
+                SLSA,
+                "--predicate",
+                &predicate,
+            ],
+        );
+        image
+    };
+    let app = attested_by(
+        "keyless/app",
+        2400,
+        "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+    );
+    let other = attested_by(
+        "keyless/other",
+        2401,
+        "https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main",
+    );
+    let condition = format!(
+        "signer.kind == 'keyless' && signer.name == 'acme' && signer.issuer == '{ISSUER}' && signer.subject.startsWith('https://github.com/acme/app/')"
+    );
+    let config = config_yaml(
+        vec![cosign_for(
+            &reg,
+            json!([keyless_root_regex(
+                "acme",
+                "https://token\\.actions\\.githubusercontent\\.com",
+                "https://github\\.com/acme/.*"
+            )]),
+        )],
+        vec![rule(
+            &format!("{}/keyless/**", reg.host()),
+            "signed",
+            json!({"trustRoot": "acme", "attestations": [{"predicateType": SLSA, "conditions": [condition]}]}),
+        )],
+    );
+    let r = verify_one(&config, &app);
+    assert_eq!(r["allowed"], true, "{r}");
+    let r = verify_one(&config, &other);
+    assert_eq!(
+        r["reason"],
+        format!("ATTESTATION_CONDITION_FAILED ({SLSA}: {condition})"),
+        "{r}"
+    );
+}
