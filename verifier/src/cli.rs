@@ -40,6 +40,12 @@ pub enum Command {
     /// migrated config loads, 1 it does not yet (see the notes), 2 the file
     /// cannot be read.
     MigrateConnaisseur(MigrateArgs),
+    /// Sigstore tools: `verify-bundle` checks one bundle against an
+    /// artifact with the admission code path (the sigstore-conformance
+    /// CLI protocol). Exit status: 0 verified, 1 not, 2 usage or input
+    /// error.
+    #[command(subcommand)]
+    Sigstore(crate::bundle_verify::SigstoreCommand),
 }
 
 /// Options of `migrate-connaisseur`.

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "bench-internals")]
 pub mod bench_internals;
+mod bundle_verify;
 mod cache;
 mod cli;
 mod config;
@@ -37,6 +38,7 @@ mod verdict;
 pub use cache::redis::{L2, L2Error, Lease, RedisSettings};
 pub use cache::seal;
 pub use cache::{CachedVerdict, Caches, Computed, Sizing, Tiered, Ttls, verdict_key};
+pub use bundle_verify::{SigstoreCommand, VerifyBundleArgs, run_sigstore};
 pub use cli::{
     CacheArgs, Cli, Command, MigrateArgs, ServeArgs, StartError, VerifyArgs, run_migrate,
     run_serve, run_verify,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis_shared::startup;
-use portcullis_verifier::{Cli, Command, run_migrate, run_serve, run_verify};
+use portcullis_verifier::{Cli, Command, run_migrate, run_serve, run_sigstore, run_verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Verify(args) => run_verify(args).await,
             Command::Serve(args) => startup::exit_code(run_serve(*args).await),
+            Command::Sigstore(command) => run_sigstore(command).await,
             Command::MigrateConnaisseur(_) => ExitCode::SUCCESS,
         }
     })

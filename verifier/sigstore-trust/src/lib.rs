@@ -155,7 +155,8 @@ pub struct LogKey {
     /// Its `publicKey.validFor`: a Rekor key vouches for entries integrated
     /// in it, a CT key for SCTs timestamped in it.
     pub valid: Validity,
-    /// The host of its `baseUrl`, if the document gives one (a Rekor v1
+    /// The authority (host, and port if any) of its `baseUrl`, if the
+    /// document gives one (a Rekor v1
     /// checkpoint's origin reads `HOST - TREEID`).
     pub host: Option<String>,
 }
@@ -693,6 +694,15 @@ fn time_range(at: &str, range: Option<&RawTimeRange>) -> Result<Validity, TrustR
     let Some(range) = range else {
         return Ok(Validity::ALWAYS);
     };
+    // protobuf-specs' TimeRange: `start` is required, `end` optional. A
+    // window without its start is malformed, never "since forever"
+    // (sigstore-conformance `trust-root-tlog-missing-validity-start_fail`).
+    if range.start.is_none() {
+        return Err(field(
+            format!("{at}.start"),
+            "missing: a validFor window needs its start",
+        ));
+    }
     let window = Validity {
         start: parse("start", &range.start)?,
         end: parse("end", &range.end)?,
@@ -936,7 +946,7 @@ fn transparency_log(
         LogKey {
             spki_der: der,
             valid: window,
-            host: log.base_url.as_deref().map(url_host),
+            host: log.base_url.as_deref().map(url_authority),
         },
     )))
 }
@@ -970,6 +980,13 @@ fn url_host(base: &str) -> String {
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(authority, |(h, _)| h)
         .to_string()
+}
+
+/// The authority of a base URL (host and port; scheme and path dropped):
+/// a Rekor v1 checkpoint names its log `HOST[:PORT] - TREE_ID`.
+fn url_authority(base: &str) -> String {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    rest.split('/').next().unwrap_or_default().to_string()
 }
 
 fn computed_note_id(declared: &[u8]) -> [u8; 32] {

@@ -501,6 +501,14 @@ pub(crate) fn from_bundle(json: &[u8], label: String) -> Result<Candidate, Parse
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // From v0.2 on, a bundle's log entries must carry their inclusion
+    // proof (a SET alone is v0.1's form); such a bundle is malformed.
+    if !bundle.media_type.ends_with("version=0.1") && tlog.iter().any(|e| e.proof.is_none()) {
+        return Err(ParseError(format!(
+            "a {} bundle's log entry has no inclusion proof",
+            bundle.media_type
+        )));
+    }
     let timestamps = material
         .timestamp_verification_data
         .iter()

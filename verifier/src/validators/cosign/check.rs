@@ -26,7 +26,7 @@
 
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
-use super::candidate::Candidate;
+use super::candidate::{Candidate, Content};
 use super::certificate::SigningCert;
 use super::content::{Claim, claim};
 use super::tlog::{Signer, check_body, verify_entry};
@@ -91,18 +91,10 @@ pub(crate) fn check(
     root: &TrustRoot,
     options: CheckOptions<'_>,
 ) -> Result<Pass, Failure> {
-    let signed = match candidate.content.signed_bytes() {
-        Some(bytes) => bytes,
-        None => options.manifest.map(<[u8]>::to_vec).ok_or_else(|| {
-            Failure::NoMatch(format!(
-                "{}: the signed manifest is unavailable",
-                candidate.label
-            ))
-        })?,
-    };
+    let signed = signed_data(candidate, options)?;
     match &root.kind {
         TrustRootKind::Key { key, spki_der } => {
-            let signature = first_verifying(candidate, key, &signed).ok_or_else(|| {
+            let signature = first_verifying(candidate, key, spki_der, &signed).ok_or_else(|| {
                 Failure::NoMatch(format!(
                     "{}: not signed by `{}`",
                     candidate.label, root.name
@@ -122,7 +114,7 @@ pub(crate) fn check(
             if needs != Needs::default() {
                 let found = evidence(
                     candidate,
-                    &signed,
+                    signed.bytes(),
                     signature,
                     Signer::Key(spki_der),
                     options.transparency,
@@ -147,7 +139,10 @@ pub(crate) fn check(
             let key = cert
                 .public_key()
                 .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
-            let signature = first_verifying(candidate, &key, &signed).ok_or_else(|| {
+            let spki = cert
+                .spki_der()
+                .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
+            let signature = first_verifying(candidate, &key, &spki, &signed).ok_or_else(|| {
                 Failure::NoMatch(format!(
                     "{}: the signature was not made with its certificate's key",
                     candidate.label
@@ -162,7 +157,7 @@ pub(crate) fn check(
             };
             let found = evidence(
                 candidate,
-                &signed,
+                signed.bytes(),
                 signature,
                 Signer::Certificate(cert.der()),
                 options.transparency,
@@ -195,9 +190,6 @@ pub(crate) fn check(
             }
             let claim = claim(&candidate.content, options.digest)
                 .map_err(|e| Failure::Digest(format!("{}: {e}", candidate.label)))?;
-            let spki = cert
-                .spki_der()
-                .map_err(|e| Failure::Certificate(format!("{}: {e}", candidate.label)))?;
             Ok(Pass {
                 claim,
                 signer: spki_id(&spki),
@@ -207,17 +199,69 @@ pub(crate) fn check(
     }
 }
 
-/// The first of the candidate's signatures that `key` verifies over
-/// `signed`.
+/// What a signature was made over.
+enum Signed {
+    /// The bytes (a payload, a PAE, an artifact or a manifest).
+    Bytes(Vec<u8>),
+    /// Only their SHA-256: a message signature whose artifact was given as
+    /// a digest (see [`super::prehashed`]).
+    Sha256([u8; 32]),
+}
+
+impl Signed {
+    /// The bytes, or none when only the digest is known (the log-entry
+    /// binding of a message signature reads its digest, not these).
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Signed::Bytes(b) => b,
+            Signed::Sha256(_) => &[],
+        }
+    }
+}
+
+/// What the candidate's signatures sign: its own payload, the manifest or
+/// artifact bytes the caller has, or for a message signature without them
+/// the SHA-256 it names (which [`claim`] then holds to the digest asked
+/// about).
+fn signed_data(candidate: &Candidate, options: CheckOptions<'_>) -> Result<Signed, Failure> {
+    if let Some(bytes) = candidate.content.signed_bytes() {
+        return Ok(Signed::Bytes(bytes));
+    }
+    if let Some(bytes) = options.manifest {
+        return Ok(Signed::Bytes(bytes.to_vec()));
+    }
+    let unavailable = || {
+        Failure::NoMatch(format!(
+            "{}: the signed manifest is unavailable",
+            candidate.label
+        ))
+    };
+    match &candidate.content {
+        Content::MessageSignature { digest } => digest
+            .strip_prefix("sha256:")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+            .map(Signed::Sha256)
+            .ok_or_else(unavailable),
+        _ => Err(unavailable()),
+    }
+}
+
+/// The first of the candidate's signatures that `key` (whose
+/// SubjectPublicKeyInfo is `spki_der`) verifies over `signed`.
 fn first_verifying<'c>(
     candidate: &'c Candidate,
     key: &CosignVerificationKey,
-    signed: &[u8],
+    spki_der: &[u8],
+    signed: &Signed,
 ) -> Option<&'c [u8]> {
     candidate
         .signatures
         .iter()
-        .find(|sig| key.verify_signature(Signature::Raw(sig), signed).is_ok())
+        .find(|sig| match signed {
+            Signed::Bytes(bytes) => key.verify_signature(Signature::Raw(sig), bytes).is_ok(),
+            Signed::Sha256(digest) => super::prehashed::verifies(spki_der, digest, sig),
+        })
         .map(Vec::as_slice)
 }
 

@@ -171,11 +171,19 @@ pub(crate) fn verify_checkpoint(
             ([full[0], full[1], full[2], full[3]], Some(expected))
         }
         NoteKey::Ecdsa { spki_der, host } => {
-            if let Some(host) = host
-                && !origin.starts_with(&format!("{host} - "))
-                && origin != host
-            {
-                return Err(InclusionError::Origin(origin));
+            // The log's authority as its base URL gives it, or without
+            // the port (Rekor names itself by its configured hostname).
+            if let Some(host) = host {
+                let bare = host
+                    .rsplit_once(':')
+                    .filter(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+                    .map_or(host, |(h, _)| h);
+                let names_log = [host, bare]
+                    .iter()
+                    .any(|h| origin.starts_with(&format!("{h} - ")) || origin == *h);
+                if !names_log {
+                    return Err(InclusionError::Origin(origin));
+                }
             }
             let full: [u8; 32] = Sha256::digest(spki_der).into();
             ([full[0], full[1], full[2], full[3]], None)

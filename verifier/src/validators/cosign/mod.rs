@@ -17,6 +17,7 @@ pub(crate) mod conditions;
 pub(crate) mod content;
 pub(crate) mod discover;
 pub(crate) mod inclusion;
+pub(crate) mod prehashed;
 #[cfg(test)]
 mod public_good_bundles;
 use portcullis_sigstore_trust::public_good;
