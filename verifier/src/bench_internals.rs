@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::policy::AttestationRequirement;
+use crate::policy::conditions::{self, Condition, Environment, SignerInfo, Statement};
 use crate::validators::cosign::attestations::{self, Attested, Requirement};
-use crate::validators::cosign::conditions::{self, Condition, Environment, SignerInfo, Statement};
 
 /// One requirement's compiled conditions and the statements they judge.
 pub struct Judging {

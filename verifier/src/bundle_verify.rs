@@ -18,7 +18,9 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::cosign::{Matcher, TransparencyRoots, TrustRoot, TrustRootKind, parse_public_key};
+use crate::config::cosign::{
+    Matcher, TransparencyRoots, TrustRoot, TrustRootKind, parse_public_key,
+};
 use crate::validators::cosign::candidate::from_bundle;
 use crate::validators::cosign::check::{CheckOptions, check};
 
@@ -106,8 +108,8 @@ fn artifact(arg: &str) -> Result<Artifact, Failed> {
             bytes: None,
         });
     }
-    let bytes =
-        std::fs::read(arg).map_err(|e| Failed::Input(format!("cannot read artifact {arg}: {e}")))?;
+    let bytes = std::fs::read(arg)
+        .map_err(|e| Failed::Input(format!("cannot read artifact {arg}: {e}")))?;
     Ok(Artifact {
         digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
         bytes: Some(bytes),
@@ -143,7 +145,11 @@ async fn transparency(args: &VerifyBundleArgs) -> Result<TransparencyRoots, Fail
 }
 
 fn trust_root(args: &VerifyBundleArgs) -> Result<TrustRoot, Failed> {
-    let kind = match (&args.key, &args.certificate_identity, &args.certificate_oidc_issuer) {
+    let kind = match (
+        &args.key,
+        &args.certificate_identity,
+        &args.certificate_oidc_issuer,
+    ) {
         (Some(path), _, _) => {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| Failed::Input(format!("cannot read key {}: {e}", path.display())))?;
@@ -171,9 +177,8 @@ async fn verify_bundle(args: &VerifyBundleArgs) -> Result<String, Failed> {
     let root = trust_root(args)?;
     let transparency = transparency(args).await?;
     let artifact = artifact(&args.file_or_digest)?;
-    let json = std::fs::read(&args.bundle).map_err(|e| {
-        Failed::Input(format!("cannot read bundle {}: {e}", args.bundle.display()))
-    })?;
+    let json = std::fs::read(&args.bundle)
+        .map_err(|e| Failed::Input(format!("cannot read bundle {}: {e}", args.bundle.display())))?;
     let candidate = from_bundle(&json, args.bundle.display().to_string())
         .map_err(|e| Failed::Verification(e.to_string()))?;
     let options = CheckOptions {
@@ -185,7 +190,7 @@ async fn verify_bundle(args: &VerifyBundleArgs) -> Result<String, Failed> {
         manifest: artifact.bytes.as_deref(),
         policy: Default::default(),
     };
-    let pass = check(&candidate, &root, options)
-        .map_err(|f| Failed::Verification(format!("{f:?}")))?;
+    let pass =
+        check(&candidate, &root, options).map_err(|f| Failed::Verification(format!("{f:?}")))?;
     Ok(format!("{:?} for {}", pass.claim, artifact.digest))
 }

@@ -35,10 +35,10 @@ mod tls;
 mod validators;
 mod verdict;
 
+pub use bundle_verify::{SigstoreCommand, VerifyBundleArgs, run_sigstore};
 pub use cache::redis::{L2, L2Error, Lease, RedisSettings};
 pub use cache::seal;
 pub use cache::{CachedVerdict, Caches, Computed, Sizing, Tiered, Ttls, verdict_key};
-pub use bundle_verify::{SigstoreCommand, VerifyBundleArgs, run_sigstore};
 pub use cli::{
     CacheArgs, Cli, Command, MigrateArgs, ServeArgs, StartError, VerifyArgs, run_migrate,
     run_serve, run_verify,

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 /// Top to bottom.
 const LAYERS: &[&str] = &[
     "fuzzing",
+    "bench_internals",
     "cli",
+    "bundle_verify",
     "migrate",
     "server",
     "tls",

@@ -1017,3 +1017,25 @@ async fn public_good_tampered_target_is_rejected_even_when_shipped() {
         .unwrap_err();
     assert!(matches!(err, TrustRootError::Target { .. }), "{err:?}");
 }
+
+/// protobuf-specs' `TimeRange.start` is required: a log key whose
+/// `validFor` lacks it makes the trusted root malformed, never valid since
+/// forever (sigstore-conformance `trust-root-tlog-missing-validity-start_fail`).
+/// Checked on the shipped public-good root with one start removed.
+#[test]
+fn a_validity_window_without_its_start_is_malformed() {
+    let shipped: &[u8] = include_bytes!(
+        "../public-good/targets/6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66.trusted_root.json"
+    );
+    assert!(parse_trusted_root(shipped, Utc::now()).is_ok());
+    for list in ["tlogs", "ctlogs"] {
+        let mut root: serde_json::Value = serde_json::from_slice(shipped).unwrap();
+        let valid_for = &mut root[list][0]["publicKey"]["validFor"];
+        assert!(valid_for["start"].is_string(), "{list}: {valid_for}");
+        valid_for.as_object_mut().unwrap().remove("start");
+        let err = parse_trusted_root(&serde_json::to_vec(&root).unwrap(), Utc::now())
+            .expect_err("a window without its start");
+        let text = err.to_string();
+        assert!(text.contains("validFor.start"), "{list}: {text}");
+    }
+}

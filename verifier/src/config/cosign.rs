@@ -666,7 +666,7 @@ fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), 
         }
     }
     if let Some(attestations) = &options.attestations {
-        let env = crate::validators::cosign::conditions::environment();
+        let env = crate::policy::conditions::environment();
         for (i, a) in attestations.iter().enumerate() {
             if let Some(root) = &a.trust_root
                 && root != "*"
@@ -685,16 +685,16 @@ fn check_cosign_options(options: &RuleOptions, spec: &CosignSpec) -> Result<(), 
 }
 
 /// Checks one attestation requirement: its conditions compile (see
-/// [`crate::validators::cosign::conditions`]), its `required` roots are
+/// [`crate::policy::conditions`]), its `required` roots are
 /// among those it accepts, and its `threshold` is between 1 and their
 /// number.
 fn check_attestation(
     a: &crate::policy::AttestationRequirement,
     rule_roots: &[&str],
     spec: &CosignSpec,
-    env: &crate::validators::cosign::conditions::Environment,
+    env: &crate::policy::conditions::Environment,
 ) -> Result<(), (String, String)> {
-    use crate::validators::cosign::conditions::Condition;
+    use crate::policy::conditions::Condition;
     for (j, source) in a.conditions.iter().enumerate() {
         Condition::compile(env, source)
             .map_err(|e| (format!("conditions[{j}]"), format!("{e}, in `{source}`")))?;

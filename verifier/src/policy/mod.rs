@@ -6,6 +6,7 @@
 //! config order breaking ties), so the winning rule is the lowest matching
 //! index.
 
+pub(crate) mod conditions;
 mod options;
 pub(crate) mod pattern;
 

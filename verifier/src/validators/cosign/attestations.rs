@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::conditions::{Condition, Environment, Outcome, Statement};
 use crate::error::VerifyError;
 use crate::policy::AttestationRequirement;
+use crate::policy::conditions::{Condition, Environment, Outcome, Statement};
 
 /// A verified attestation of the image.
 #[derive(Debug, Clone)]
@@ -229,7 +229,7 @@ pub(crate) fn next_flip(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validators::cosign::conditions::{SignerInfo, environment};
+    use crate::policy::conditions::{SignerInfo, environment};
 
     fn attested(root: &str, predicate: serde_json::Value) -> Attested {
         let payload = serde_json::json!({

@@ -94,12 +94,13 @@ pub(crate) fn check(
     let signed = signed_data(candidate, options)?;
     match &root.kind {
         TrustRootKind::Key { key, spki_der } => {
-            let signature = first_verifying(candidate, key, spki_der, &signed).ok_or_else(|| {
-                Failure::NoMatch(format!(
-                    "{}: not signed by `{}`",
-                    candidate.label, root.name
-                ))
-            })?;
+            let signature =
+                first_verifying(candidate, key, spki_der, &signed).ok_or_else(|| {
+                    Failure::NoMatch(format!(
+                        "{}: not signed by `{}`",
+                        candidate.label, root.name
+                    ))
+                })?;
             let claim = claim(&candidate.content, options.digest)
                 .map_err(|e| Failure::Digest(format!("{}: {e}", candidate.label)))?;
             let p = options.policy;

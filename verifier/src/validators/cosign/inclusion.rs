@@ -176,7 +176,9 @@ pub(crate) fn verify_checkpoint(
             if let Some(host) = host {
                 let bare = host
                     .rsplit_once(':')
-                    .filter(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|(_, port)| {
+                        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                    })
                     .map_or(host, |(h, _)| h);
                 let names_log = [host, bare]
                     .iter()

@@ -13,7 +13,6 @@ pub(crate) mod attestations;
 pub(crate) mod candidate;
 pub(crate) mod certificate;
 pub(crate) mod check;
-pub(crate) mod conditions;
 pub(crate) mod content;
 pub(crate) mod discover;
 pub(crate) mod inclusion;
@@ -37,6 +36,7 @@ use crate::config::cosign_selected_roots;
 use crate::error::VerifyError;
 use crate::policy::Rule;
 use crate::policy::RuleOptions;
+use crate::policy::conditions::{self, Condition, SignerInfo, Statement};
 use crate::reference::ImageRef;
 use crate::registry::{ClientBuildError, Credentials, RegistryClient, RegistrySettings};
 use crate::validators::{BuildEnv, Caching, Call, ClientFor, Validator, signers};
@@ -44,7 +44,6 @@ use crate::verdict::{Judgement, Verified};
 use attestations::{Attested, Requirement};
 use candidate::Candidate;
 use check::{CheckOptions, Failure, Pass, check};
-use conditions::{Condition, SignerInfo, Statement};
 use content::Claim;
 
 /// Why a cosign validator could not be built at start-up.

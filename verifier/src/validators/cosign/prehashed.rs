@@ -58,10 +58,7 @@ mod tests {
 
     /// A P-256 SubjectPublicKeyInfo around an uncompressed point.
     fn spki_of(point: &[u8]) -> Vec<u8> {
-        let mut der = hex::decode(
-            "3059301306072a8648ce3d020106082a8648ce3d030107034200",
-        )
-        .unwrap();
+        let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
         der.extend_from_slice(point);
         der
     }

@@ -309,3 +309,33 @@ async fn authorities_retired_before_signing_do_not_vouch_for_it() {
         "{failure:?}"
     );
 }
+
+/// From bundle v0.2 on, every log entry carries its inclusion proof; a
+/// v0.3 bundle whose entry has only a SET is malformed, while the same
+/// entry in a v0.1 bundle (SET-only is v0.1's form) still parses
+/// (sigstore-conformance `intoto-missing-inclusion-proof_fail`).
+#[test]
+fn a_bundle_after_v0_1_needs_its_inclusion_proofs() {
+    let strip = |media_type: &str| {
+        let mut v: Value = serde_json::from_slice(COSIGN_V3).unwrap();
+        v["mediaType"] = Value::String(media_type.into());
+        v["verificationMaterial"]["tlogEntries"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionProof");
+        serde_json::to_vec(&v).unwrap()
+    };
+    let err = from_bundle(
+        &strip("application/vnd.dev.sigstore.bundle.v0.3+json"),
+        "b".into(),
+    )
+    .expect_err("no inclusion proof");
+    assert!(err.to_string().contains("inclusion proof"), "{err}");
+    assert!(
+        from_bundle(
+            &strip("application/vnd.dev.sigstore.bundle+json;version=0.1"),
+            "b".into()
+        )
+        .is_ok()
+    );
+}
