@@ -20,7 +20,7 @@ if [ "${1:-}" = "--smoke" ]; then
   mode=smoke
   seconds=${2:-3}
 fi
-targets=${FUZZ_TARGETS:-"admission_review reference pattern bundle cosign_layers rekor_body checkpoint certificate notation_envelope timestamp sealed_value notary_metadata"}
+targets=${FUZZ_TARGETS:-"admission_review reference pattern bundle cosign_layers rekor_body checkpoint certificate notation_envelope timestamp sealed_value notary_metadata attestation_statement condition"}
 work="$ROOT/.local/fuzz"
 mkdir -p "$work/out" "$work/seeds"
 
@@ -52,6 +52,10 @@ seed() {
     pattern) printf 'registry.example.com/team/*:*' > "$dir/a"; printf '**' > "$dir/b" ;;
     bundle) find verifier/tests/data -name '*.json' -size -64k | head -8 | while read -r f; do cp "$f" "$dir/"; done ;;
     notary_metadata) find tests/data/notaryv1 -name '*.json' -size -64k | head -8 | while read -r f; do cp "$f" "$dir/$(basename "$(dirname "$f")")-$(basename "$f")"; done ;;
+    attestation_statement) printf '%s' '{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"a","digest":{"sha256":"ab"}}],"predicateType":"https://cosign.sigstore.dev/attestation/vuln/v1","predicate":{"scanner":{"result":{"Results":[{"Target":"a","Vulnerabilities":[{"Severity":"LOW"}]}]}},"metadata":{"scanFinishedOn":"2026-12-01T00:00:00Z"}}}' > "$dir/vuln.json"
+      printf '%s' '{"predicate":{"packages":[{"licenseConcluded":"MIT"}],"buildDefinition":{"externalParameters":{"workflow":{"ref":"refs/heads/main"}}}}}' > "$dir/sbom.json" ;;
+    condition) printf '%s' 'predicate.a.exists(x, type(x) == map && x.b == "c") && now > timestamp(predicate.t)' > "$dir/a"
+      printf '%s' 'size(subject) > 0 && subject.all(s, s.digest.sha256.matches("^[0-9a-f]+$"))' > "$dir/b" ;;
     checkpoint) printf 'log.example\n10\nrs1Y0ZFmdHjkYgKJWLgLZ0ezG4p0eCJ2i4CsWl/jMfk=\n\n\xe2\x80\x94 log.example AAAAAAAA\n' > "$dir/a" ;;
     *) printf '{}' > "$dir/a"; printf '\x30\x03\x02\x01\x00' > "$dir/b" ;;
   esac

@@ -31,5 +31,7 @@ fi
 cargo test --workspace --locked --doc
 # A short fuzz smoke of every parser that faces network input (seconds per
 # target; scripts/fuzz.sh without --smoke is the long run).
+echo "== fuzz harness lockfile matches the verifier's dependencies"
+cargo metadata --locked --format-version 1 --manifest-path verifier/fuzz/Cargo.toml >/dev/null
 echo "== fuzz smoke"
 bash scripts/fuzz.sh --smoke 3

@@ -111,3 +111,54 @@ pub fn notary_metadata(data: &[u8]) {
     }
     let _ = portcullis_notary_tuf::peek_version(data);
 }
+
+/// The README's attestation conditions, evaluated by the fuzz targets.
+const CONDITIONS: [&str; 4] = [
+    r#"predicate.buildDefinition.externalParameters.workflow.ref.startsWith("refs/heads/")"#,
+    r#"now - timestamp(predicate.metadata.scanFinishedOn) < duration("168h")"#,
+    r#"predicate.scanner.result.Results.all(r, !has(r.Vulnerabilities) || r.Vulnerabilities.all(v, v.Severity != "CRITICAL"))"#,
+    r#"predicate.packages.all(p, !has(p.licenseConcluded) || !p.licenseConcluded.startsWith("AGPL-"))"#,
+];
+
+/// A verified in-toto statement as attestation conditions read it (size
+/// cap, conversion to CEL values, step bound), then the README's
+/// conditions evaluated over it.
+pub fn attestation_statement(data: &[u8]) {
+    use crate::policy::conditions::{Condition, SignerInfo, Statement, environment};
+    let signer = SignerInfo {
+        root: "fuzz",
+        keyless: Some(("https://issuer", "https://subject")),
+    };
+    let Ok(statement) = Statement::parse(data, signer) else {
+        return;
+    };
+    let env = environment();
+    for source in CONDITIONS {
+        if let Ok(condition) = Condition::compile(&env, source) {
+            let _ = statement.evaluate(&env, &condition, chrono::Utc::now());
+        }
+    }
+}
+
+/// A condition as the config loader compiles it, then evaluated over a
+/// small statement.
+pub fn condition(data: &[u8]) {
+    use crate::policy::conditions::{Condition, SignerInfo, Statement, environment};
+    let Ok(source) = std::str::from_utf8(data) else {
+        return;
+    };
+    let env = environment();
+    let Ok(condition) = Condition::compile(&env, source) else {
+        return;
+    };
+    let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"a","digest":{"sha256":"ab"}}],"predicateType":"p","predicate":{"a":[1,2,{"b":"c"}],"t":"2026-01-01T00:00:00Z","n":3}}"#;
+    if let Ok(statement) = Statement::parse(
+        statement,
+        SignerInfo {
+            root: "fuzz",
+            keyless: None,
+        },
+    ) {
+        let _ = statement.evaluate(&env, &condition, chrono::Utc::now());
+    }
+}

@@ -18,6 +18,8 @@ const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("timestamp", f::timestamp),
     ("sealed_value", f::sealed_value),
     ("notary_metadata", f::notary_metadata),
+    ("attestation_statement", f::attestation_statement),
+    ("condition", f::condition),
 ];
 
 /// An AdmissionReview as the gateway reads it: parse, then extract every

@@ -66,6 +66,15 @@ const TYPE_NAMES: [&str; 12] = [
 pub(crate) const MAX_EXPRESSION_BYTES: usize = 2048;
 /// The most AST nodes an expression may have (macros expanded).
 pub(crate) const MAX_NODES: u64 = 512;
+/// The deepest nesting of brackets (`(`, `[`, `{`) in the source. The
+/// parser (ANTLR) recurses deeply per level: 16 levels need about 2 MiB
+/// of stack in a debug build.
+pub(crate) const MAX_NESTING: usize = 12;
+/// The deepest expression tree (evaluation recurses once per level).
+pub(crate) const MAX_DEPTH: u32 = 48;
+/// The stack expressions are parsed on (a thread of its own, so that a
+/// parse never depends on the caller's stack).
+const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// The deepest nesting of comprehensions (`all` inside `exists`: 2).
 pub(crate) const MAX_COMPREHENSION_DEPTH: u32 = 2;
 /// The largest statement (DSSE payload) conditions are evaluated on.
@@ -125,12 +134,21 @@ impl Condition {
                 source.len()
             ));
         }
-        let program = env
-            .0
-            .compile(source)
-            .map_err(|e| format!("syntax: {}", e.to_string().trim()))?;
+        let nesting = bracket_nesting(source);
+        if nesting > MAX_NESTING {
+            return Err(format!(
+                "brackets nest {nesting} deep; at most {MAX_NESTING}"
+            ));
+        }
+        let program = parse(env, source)?;
         let mut walk = Walk::default();
         walk.visit(program.expression(), 0, Runs::ONCE)?;
+        if walk.levels > MAX_DEPTH {
+            return Err(format!(
+                "the expression is {} levels deep; at most {MAX_DEPTH}",
+                walk.levels
+            ));
+        }
         if walk.nodes > MAX_NODES {
             return Err(format!(
                 "the expression has {} nodes; at most {MAX_NODES}",
@@ -195,12 +213,60 @@ struct Frame {
     over_statement: bool,
 }
 
+/// Parses `source` on a thread with a stack of [`PARSE_STACK_BYTES`].
+fn parse(env: &Environment, source: &str) -> Result<Program, String> {
+    let parsed = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("cel-parse".into())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || env.0.compile(source))
+            .map_err(|e| format!("cannot start the parser thread: {e}"))?
+            .join()
+            .map_err(|_| "the parser failed".to_string())
+    })?;
+    parsed.map_err(|e| format!("syntax: {}", e.to_string().trim()))
+}
+
+/// The deepest nesting of `(`, `[` and `{` outside string literals.
+fn bracket_nesting(source: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
+}
+
 /// Counts nodes, comprehension depth and how often each node can run, and
 /// checks that every free identifier is a known variable.
 #[derive(Default)]
 struct Walk {
     nodes: u64,
     depth: u32,
+    /// The deepest level of the tree.
+    levels: u32,
+    /// The level being walked.
+    current: u32,
     uses_now: bool,
     /// Names bound by enclosing comprehensions (iteration and accumulator
     /// variables).
@@ -218,10 +284,18 @@ impl Walk {
     }
 
     fn visit(&mut self, e: &IdedExpr, depth: u32, runs: Runs) -> Result<(), String> {
+        self.current += 1;
+        let walked = self.visit_node(e, depth, runs);
+        self.current -= 1;
+        walked
+    }
+
+    fn visit_node(&mut self, e: &IdedExpr, depth: u32, runs: Runs) -> Result<(), String> {
         self.nodes += 1;
         self.depth = self.depth.max(depth);
-        if self.nodes > MAX_NODES {
-            // Stop walking a huge tree early; the caller reports the size.
+        self.levels = self.levels.max(self.current);
+        if self.nodes > MAX_NODES || self.current > MAX_DEPTH {
+            // Stop walking a huge or deep tree early; the caller reports it.
             return Ok(());
         }
         self.count(runs);
@@ -616,6 +690,19 @@ mod tests {
             let err = compile(source).expect_err(source);
             assert!(err.contains(says), "{source}: {err}");
         }
+        // Deep nesting is refused before the parser could exhaust a stack.
+        let deep = format!("{}true{}", "(".repeat(200), ")".repeat(200));
+        assert!(
+            compile(&deep)
+                .unwrap_err()
+                .contains("brackets nest 200 deep")
+        );
+        let deep = format!("{}1{} == 1", "[".repeat(13), "]".repeat(13));
+        assert!(compile(&deep).unwrap_err().contains("brackets nest"));
+        // Brackets inside strings are text.
+        assert!(compile(&format!("predicate.x == '{}'", "(".repeat(40))).is_ok());
+        let path = format!("predicate{} == 1", ".a".repeat(100));
+        assert!(compile(&path).unwrap_err().contains("levels deep"));
         let long = format!("predicate.x == '{}'", "a".repeat(MAX_EXPRESSION_BYTES));
         assert!(compile(&long).unwrap_err().contains("bytes"));
         // Bound names, type names and every variable are fine.
@@ -659,6 +746,10 @@ mod tests {
             Outcome::Fails
         );
         assert_eq!(eval("predicate.xs[7] == 1", p.clone()), Outcome::Fails);
+        // The deepest expression accepted evaluates on a 2 MiB stack (a
+        // test thread's, as a tokio worker's).
+        let deepest = format!("predicate{} == 1", ".a".repeat(MAX_DEPTH as usize - 3));
+        assert_eq!(eval(&deepest, p.clone()), Outcome::Fails);
         // Run-time errors are errors.
         assert!(matches!(
             eval("predicate.n / 0 == 1", p.clone()),
