@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
         drop(listener);
         tokio::spawn(portcullis_verifier::serve(
             addr,
-            Arc::new(engine),
+            portcullis_verifier::shared(engine),
             Duration::from_secs(8),
             None,
             futures::future::pending(),

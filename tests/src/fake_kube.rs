@@ -100,6 +100,11 @@ impl FakeKube {
             .insert(path.to_string(), object);
     }
 
+    /// Removes the object at `path` (later GETs answer 404).
+    pub fn remove(&self, path: &str) {
+        self.store.objects.lock().expect("lock").remove(path);
+    }
+
     /// Paths requested so far.
     pub fn requests(&self) -> Vec<String> {
         self.store.requests.lock().expect("lock").clone()

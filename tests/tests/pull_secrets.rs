@@ -267,9 +267,13 @@ async fn trust_root_keys_from_kubernetes_secrets() {
     assert!(r.is_allowed(), "{r:?}");
 
     // A missing Secret: start-up fails, naming the file and the field.
+    missing_secret_stops_start_up(&config("k8s://connaisseur/nosuch"), &flags);
+}
+
+fn missing_secret_stops_start_up(config: &str, flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config("k8s://connaisseur/nosuch")).unwrap();
+    std::fs::write(&path, config).unwrap();
     let out = tokio::task::block_in_place(|| {
         std::process::Command::new(portcullis_e2e::bin_path("portcullis-verifier"))
             .arg("serve")
@@ -277,7 +281,7 @@ async fn trust_root_keys_from_kubernetes_secrets() {
             .arg(&path)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", portcullis_e2e::free_port()))
-            .args(&flags)
+            .args(flags)
             .output()
             .unwrap()
     });
@@ -288,4 +292,101 @@ async fn trust_root_keys_from_kubernetes_secrets() {
             && stderr.contains("Secret connaisseur/nosuch does not exist"),
         "{stderr}"
     );
+}
+
+/// A rotated key Secret takes effect while serving: after the Secret's
+/// `cosign.pub` changes from alice's key to bob's, bob's image is allowed
+/// and alice's denied, without a restart; the cached allow of alice's
+/// image is not served under the new key. A Secret that later cannot be
+/// read keeps the key in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_secret_takes_effect_without_a_restart() {
+    use base64::Engine as _;
+    use portcullis_e2e::signer::pki_file;
+    let reg = tokio::task::block_in_place(Registry::start_plain);
+    let by_alice = tokio::task::block_in_place(|| push_image(&reg, "rotate/alice", "v1", 1410));
+    let by_bob = tokio::task::block_in_place(|| push_image(&reg, "rotate/bob", "v1", 1411));
+    tokio::task::block_in_place(|| {
+        sigtool(
+            "sign-key",
+            &reg,
+            &by_alice,
+            &["--key", &pki_path("alice.key")],
+        );
+        sigtool("sign-key", &reg, &by_bob, &["--key", &pki_path("bob.key")]);
+    });
+    let kube = FakeKube::start().await;
+    let secret = |key: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "cosignkeys", "namespace": "connaisseur"},
+               "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(pki_file(key))}})
+    };
+    let path = "/api/v1/namespaces/connaisseur/secrets/cosignkeys";
+    kube.put(path, secret("alice.pub"));
+    let config = config_yaml(
+        vec![
+            json!({"name": "signed", "type": "cosign", "insecureRegistries": [reg.host()],
+                    "trustRoots": [{"name": "ci", "key": "k8s://connaisseur/cosignkeys"}]}),
+        ],
+        vec![rule(
+            &format!("{}/**", reg.host()),
+            "signed",
+            json!({"trustRoot": "ci"}),
+        )],
+    );
+    let mut flags = kube.flags();
+    flags.extend(["--secret-refresh-secs".to_string(), "1".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let v = tokio::task::block_in_place(|| Verifier::start(&config, &flags));
+    let ask = |image: String| {
+        let v = &v;
+        async move {
+            let mut client = v.client().await;
+            client
+                .verify(portcullis_proto::VerifyRequest {
+                    image,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    assert!(ask(by_alice.reference.clone()).await.is_allowed());
+    assert!(!ask(by_bob.reference.clone()).await.is_allowed());
+    let reads = |kube: &FakeKube| {
+        kube.requests()
+            .iter()
+            .filter(|p| p.as_str() == path)
+            .count()
+    };
+
+    kube.put(path, secret("bob.pub"));
+    // The refresh: wait until bob's image is allowed (polling the effect).
+    let end = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ask(by_bob.reference.clone()).await.is_allowed() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the new key never took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = ask(by_alice.reference.clone()).await;
+    assert!(
+        !r.is_allowed(),
+        "alice's cached allow outlived her key: {r:?}"
+    );
+
+    // The Secret disappears: the key in use (bob's) is kept.
+    let before = reads(&kube);
+    kube.remove(path);
+    while reads(&kube) < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < end + std::time::Duration::from_secs(10),
+            "no further reads"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ask(by_bob.reference.clone()).await.is_allowed());
+    assert!(!ask(by_alice.reference.clone()).await.is_allowed());
 }

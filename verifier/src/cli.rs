@@ -134,6 +134,11 @@ pub struct ServeArgs {
     /// Bearer token file for --kube-api-url.
     #[arg(long, env = "PORTCULLIS_KUBE_TOKEN_FILE")]
     pub kube_token_file: Option<PathBuf>,
+    /// How often `k8s://` trust-root key Secrets are read again; a changed
+    /// key takes effect without a restart (a Secret that cannot be read
+    /// keeps the key in use).
+    #[arg(long, env = "PORTCULLIS_SECRET_REFRESH_SECS", default_value_t = 30)]
+    pub secret_refresh_secs: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -435,12 +440,15 @@ pub(crate) async fn build_caches(
 }
 
 /// The config file, with `k8s://` trust-root keys read from their
-/// Secrets through the Kubernetes API first (see `config::k8s_keys`).
-async fn load_resolving_secrets(args: &ServeArgs) -> Result<config::Config, StartError> {
+/// Secrets through the Kubernetes API first (see `config::k8s_keys`), and
+/// what to watch for changes when there are any.
+async fn load_resolving_secrets(
+    args: &ServeArgs,
+) -> Result<(config::Config, Option<crate::secret_keys::Watched>), StartError> {
     let file = args.config.display().to_string();
     let text = portcullis_shared::config_error::read_file(&args.config)?;
     if !config::k8s_keys::mentions_secrets(&text) {
-        return Ok(config::parse_str(&text, &file)?);
+        return Ok((config::parse_str(&text, &file)?, None));
     }
     let settings = crate::pull_secrets::KubeSettings {
         api_url: args.kube_api_url.clone(),
@@ -453,8 +461,17 @@ async fn load_resolving_secrets(args: &ServeArgs) -> Result<config::Config, Star
             file: file.clone(),
             source,
         })?;
-    let text = config::k8s_keys::resolve(&text, &file, &client).await?;
-    Ok(config::parse_str(&text, &file)?)
+    let resolved = config::k8s_keys::resolve(&text, &file, &client).await?;
+    let config = config::parse_str(&resolved, &file)?;
+    Ok((
+        config,
+        Some(crate::secret_keys::Watched {
+            file,
+            written: text,
+            resolved,
+            client,
+        }),
+    ))
 }
 
 /// Samples the cache-size and breaker gauges every 5 s (cheap: counters
@@ -482,11 +499,12 @@ fn spawn_gauge_sampler(caches: Arc<Caches>) {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
-    let config = load_resolving_secrets(&args).await?;
+    let (config, watched) = load_resolving_secrets(&args).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = VerifierMetrics::register(&mut registry);
     let caches = Arc::new(build_caches(&args.cache, metrics).await?);
-    let mut engine = Engine::new(config, caches).await?;
+    let mut engine = Engine::new(config, caches.clone()).await?;
+    let mut pull_secrets = None;
     if args.pull_secrets {
         let settings = crate::pull_secrets::KubeSettings {
             api_url: args.kube_api_url.clone(),
@@ -494,11 +512,23 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
             token_file: args.kube_token_file.clone(),
         };
         let reader = crate::pull_secrets::PullSecrets::connect(&settings).await?;
+        pull_secrets = Some(reader.clone());
         engine = engine.with_pull_secrets(reader);
     }
-    let engine = Arc::new(engine);
+    let engine = crate::decision::shared(engine);
+    if let Some(watched) = watched {
+        crate::secret_keys::spawn(
+            watched,
+            engine.clone(),
+            crate::secret_keys::Rebuild {
+                caches: caches.clone(),
+                pull_secrets,
+            },
+            Duration::from_secs(args.secret_refresh_secs.max(1)),
+        );
+    }
     if let Some(addr) = args.metrics_listen {
-        spawn_gauge_sampler(engine.caches().clone());
+        spawn_gauge_sampler(caches.clone());
         crate::server::serve_metrics(addr, Arc::new(registry))
             .await
             .map_err(StartError::Metrics)?;

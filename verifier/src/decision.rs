@@ -38,6 +38,15 @@ pub struct Workload {
     pub pull_secrets: Vec<String>,
 }
 
+/// The engine being served, swappable while serving (a refresh of
+/// `k8s://` trust-root keys builds a new one: `secret_keys`).
+pub type SharedEngine = Arc<arc_swap::ArcSwap<Engine>>;
+
+/// Wraps `engine` for [`crate::serve`].
+pub fn shared(engine: Engine) -> SharedEngine {
+    Arc::new(arc_swap::ArcSwap::from_pointee(engine))
+}
+
 /// The outcome of deciding on one image.
 #[derive(Debug, Clone)]
 pub struct Outcome {

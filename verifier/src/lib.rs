@@ -29,6 +29,7 @@ mod policy;
 mod pull_secrets;
 mod reference;
 mod registry;
+mod secret_keys;
 mod server;
 mod service;
 mod tls;
@@ -44,7 +45,7 @@ pub use cli::{
     run_serve, run_verify,
 };
 pub use config::{Config, ConfigError, load_file, parse_str};
-pub use decision::{Engine, Outcome, Workload};
+pub use decision::{Engine, Outcome, SharedEngine, Workload, shared};
 pub use metrics::VerifierMetrics;
 pub use policy::{
     AttestationRequirement, Mode, Pattern, PatternError, Policy, PolicyError, Rule, RuleOptions,

@@ -8,13 +8,13 @@ use std::time::Duration;
 use portcullis_proto::v1::verifier_server::VerifierServer;
 use tonic::transport::Server;
 
-use crate::decision::Engine;
+use crate::decision::SharedEngine;
 use crate::service::VerifierService;
 
 /// Serves until `shutdown` resolves, over TLS when `tls` is given.
 pub async fn serve(
     listen: SocketAddr,
-    engine: Arc<Engine>,
+    engine: SharedEngine,
     default_deadline: Duration,
     tls: Option<crate::tls::Reloading>,
     shutdown: impl Future<Output = ()>,

@@ -1,6 +1,5 @@
 //! The gRPC `Verifier` service.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -8,7 +7,7 @@ use portcullis_proto::v1::verifier_server::Verifier;
 use portcullis_proto::{Reason, Source, VerifyRequest, VerifyResponse};
 use tonic::{Request, Response, Status};
 
-use crate::decision::{Engine, Outcome, Workload};
+use crate::decision::{Outcome, SharedEngine, Workload};
 use crate::error::VerifyError;
 
 /// The longest image reference accepted over gRPC.
@@ -17,14 +16,14 @@ const MAX_IMAGE_LEN: usize = 4096;
 /// Serves `portcullis.v1.Verifier/Verify` from an [`Engine`].
 #[derive(Debug, Clone)]
 pub(crate) struct VerifierService {
-    engine: Arc<Engine>,
+    engine: SharedEngine,
     /// Used when the caller sends no `grpc-timeout`.
     default_deadline: Duration,
 }
 
 impl VerifierService {
     /// Serves `engine`; calls without a deadline get `default_deadline`.
-    pub(crate) fn new(engine: Arc<Engine>, default_deadline: Duration) -> Self {
+    pub(crate) fn new(engine: SharedEngine, default_deadline: Duration) -> Self {
         VerifierService {
             engine,
             default_deadline,
@@ -57,9 +56,12 @@ impl Verifier for VerifierService {
             pull_secrets: req.image_pull_secrets.clone(),
         };
         let until = tokio::time::Instant::now() + deadline;
+        // The engine in use now; a refresh of Secret keys swaps it between
+        // calls, never during one.
+        let engine = self.engine.load_full();
         let outcome = match tokio::time::timeout_at(
             until,
-            self.engine.decide(&req.image, Utc::now(), until, &workload),
+            engine.decide(&req.image, Utc::now(), until, &workload),
         )
         .await
         {
@@ -72,7 +74,7 @@ impl Verifier for VerifierService {
             },
         };
         let response = outcome.to_response();
-        self.engine
+        engine
             .caches()
             .metrics
             .verifications

@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "bench_internals",
     "cli",
     "bundle_verify",
+    "secret_keys",
     "migrate",
     "server",
     "tls",

@@ -3,15 +3,15 @@
 //! the PEM public key (cosign's own format for keys it stores in a
 //! cluster).
 //!
-//! `serve` resolves them once at start-up through the Kubernetes API (the
-//! same `--kube-api-url`/in-cluster access as pull secrets; the verifier's
-//! role then needs `get` on those Secrets), substituting the PEM before the
+//! `serve` resolves them at start-up through the Kubernetes API (the same
+//! `--kube-api-url`/in-cluster access as pull secrets; the verifier's role
+//! then needs `get` on those Secrets), substituting the PEM before the
 //! config is parsed. So the key is validated like any PEM, and it is part of
 //! the validator's config entry and therefore of every rule fingerprint: a
-//! rotated Secret, picked up when the verifier restarts, misses every cached
-//! verdict at once. A missing Secret or entry is a start-up error naming the
-//! file and the field. Changes are not watched: restart (roll) the verifiers
-//! after rotating the Secret.
+//! rotated Secret misses every cached verdict at once. A missing Secret or
+//! entry is a start-up error naming the file and the field. While serving,
+//! `secret_keys` reads them again every `--secret-refresh-secs` and swaps in
+//! an engine built with the new keys.
 
 use base64::Engine as _;
 use serde_yaml_ng::Value;
