@@ -444,3 +444,74 @@ async fn burst_across_two_verifiers_fetches_each_role_once() {
         );
     }
 }
+
+/// Stale-if-error for Notary trust data: once the trust TTL has passed and
+/// the Notary server answers 503, the trust data last fetched stands in,
+/// verified again in full (answered as `STALE`); a GUN never fetched is
+/// denied `NOTARY_UNAVAILABLE`, and so is everything with stale-if-error
+/// off. (A definitive answer, such as tampered data, is never replaced by
+/// the stale copy: `tampered_trust_data_is_denied_with_the_role_named` runs
+/// with the default window.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_data_survives_a_notary_outage_and_nothing_else_does() {
+    let env = tokio::task::block_in_place(|| NotaryEnv::up(false));
+    let gun = "registry.example.com/outage/app";
+    let other = "registry.example.com/outage/never";
+    let signed = tokio::task::block_in_place(|| {
+        let signed = notary_sign(&env, "plain", gun, "v1", D1, &["targets/releases"]);
+        notary_sign(&env, "plain", other, "v1", D2, &["targets/releases"]);
+        signed
+    });
+    let key = signed["root_key_spki_pem"].as_str().unwrap().to_string();
+    let proxy = tokio::task::block_in_place(|| NotaryProxy::start(&env, &env.get("server_url")));
+    let config = config_yaml(
+        vec![dct_validator(&proxy.url(), &env.ca_pem(), &key, None)],
+        vec![rule("registry.example.com/**", "dct", Value::Null)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &config).unwrap();
+    // Trust data is refetched on every call (TTL 0), so the outage is met
+    // at once.
+    let v = Verifier::start_with_file(
+        &path,
+        &["--trust-ttl-secs", "0", "--stale-if-error-secs", "60"],
+    );
+    let without = Verifier::start_with_file(
+        &path,
+        &["--trust-ttl-secs", "0", "--stale-if-error-secs", "0"],
+    );
+    let image = format!("{gun}:v1");
+    for verifier in [&v, &without] {
+        let r = verify_grpc(verifier, &image).await;
+        assert!(r.is_allowed(), "{r:?}");
+        assert_eq!(r.source(), portcullis_proto::Source::Fresh);
+    }
+
+    tokio::task::block_in_place(|| proxy.set_mode("unavailable", "*"));
+    let r = verify_grpc(&v, &image).await;
+    assert!(r.is_allowed(), "{r:?}");
+    assert_eq!(r.source(), portcullis_proto::Source::Stale, "{r:?}");
+    assert_eq!(r.digest, D1, "{r:?}");
+    let r = verify_grpc(&v, &format!("{other}:v1")).await;
+    assert!(!r.is_allowed(), "{r:?}");
+    assert_eq!(r.reason(), Reason::NotaryUnavailable, "{r:?}");
+    let r = verify_grpc(&without, &image).await;
+    assert!(!r.is_allowed(), "{r:?}");
+    assert_eq!(r.reason(), Reason::NotaryUnavailable, "{r:?}");
+
+    // The server is back: fresh again once the host's circuit breaker
+    // lets requests through (2 s after the last failures); allowed all
+    // along.
+    tokio::task::block_in_place(|| proxy.set_mode("passthrough", "*"));
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = verify_grpc(&v, &image).await;
+        assert!(r.is_allowed(), "{r:?}");
+        if r.source() == portcullis_proto::Source::Fresh {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "never fresh again: {r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

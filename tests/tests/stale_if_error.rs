@@ -428,3 +428,78 @@ async fn a_replayed_stale_copy_is_ignored() {
     let r = verify(&b, &by_digest(&signed)).await;
     assert!(r.is_allowed() && r.source() == Source::Stale, "{r:?}");
 }
+
+/// Chaos: the registry, Redis and one of two verifiers die together during
+/// a rollout of a digest both verifiers verified before. No verdict is
+/// wrong: every Pod of the verified digest is admitted from the surviving
+/// verifier's stale copy (source `STALE`), and an image never verified, or
+/// one that is unsigned, is never admitted (denied as transient, naming
+/// the registry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registry_redis_and_a_verifier_die_and_no_verdict_is_wrong() {
+    use portcullis_e2e::review::{allowed, message};
+    use portcullis_e2e::{Gateway, GatewayOptions, Review, pod_spec};
+    let mut reg = tokio::task::block_in_place(Registry::start_plain);
+    let (app, never, unsigned) = tokio::task::block_in_place(|| {
+        let app = push_image(&reg, "chaos2/app", "v1", 1340);
+        let never = push_image(&reg, "chaos2/never", "v1", 1341);
+        let unsigned = push_image(&reg, "chaos2/unsigned", "v1", 1342);
+        sigtool("sign-key", &reg, &app, &["--key", &pki_path("alice.key")]);
+        sigtool("sign-key", &reg, &never, &["--key", &pki_path("alice.key")]);
+        (app, never, unsigned)
+    });
+    let proxy = FaultProxy::start(&format!("http://{}", reg.host())).await;
+    let host = proxy.host();
+    let mut redis = tokio::task::block_in_place(|| Redis::start(None));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = config(&host, "alice");
+    let mut v1 = tokio::task::block_in_place(|| verifier(dir.path(), &policy, &redis));
+    let v2 = tokio::task::block_in_place(|| verifier(dir.path(), &policy, &redis));
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![v1.url(), v2.url()],
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+    let pinned = format!("{host}/chaos2/app@{}", app.digest);
+    for v in [&v1, &v2] {
+        let r = verify(v, &pinned).await;
+        assert!(r.is_allowed(), "{r:?}");
+        assert_eq!(r.source(), Source::Fresh, "{r:?}");
+    }
+
+    // Everything dies but one verifier.
+    tokio::task::block_in_place(|| {
+        reg.process.kill();
+        redis.kill();
+        v1.process.kill();
+    });
+    let mutate = |review: Review| {
+        let gw = &gw;
+        async move {
+            let (status, body) = gw.post_json("/mutate", &review.json).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let answers = futures::future::join_all(
+        (0..30).map(|_| mutate(Review::pod(pod_spec(&[&pinned], &[], &[])))),
+    )
+    .await;
+    for body in &answers {
+        assert!(allowed(body), "{body}");
+    }
+    let r = verify(&v2, &pinned).await;
+    assert!(r.is_allowed(), "{r:?}");
+    assert_eq!(r.source(), Source::Stale, "{r:?}");
+    for other in [&never, &unsigned] {
+        let reference = format!("{host}/{}@{}", other.repo, other.digest);
+        let body = mutate(Review::pod(pod_spec(&[&reference], &[], &[]))).await;
+        assert!(!allowed(&body), "{reference}: {body}");
+        let m = message(&body);
+        assert!(
+            m.contains(&reference) && m.contains("REGISTRY_UNAVAILABLE"),
+            "{m}"
+        );
+    }
+}

@@ -225,19 +225,42 @@ fn reuse_for(timestamp: &[u8], trust_ttl: Duration) -> Duration {
     }
 }
 
+/// The last trust data fetched per key, kept in this verifier for the
+/// trust TTL plus the stale-if-error window: what [`trust_data`] falls back
+/// to when the Notary server fails transiently.
+pub(super) type LastGood = moka::future::Cache<String, std::sync::Arc<Vec<u8>>>;
+
+/// Trust data, and whether it is a stale copy (with the transient failure
+/// that made it one).
+pub(super) struct Fetched {
+    /// The trust data.
+    pub(super) data: TrustData,
+    /// `Some(failure)` when the server failed transiently and the last
+    /// good copy stands in.
+    pub(super) stale: Option<VerifyError>,
+}
+
 /// The trust data of `gun`, through the trust store (`store`, kept for at
-/// most `ttl`).
+/// most `ttl`). When fetching fails transiently (the Notary server is
+/// unreachable, times out, or answers 429/5xx), the last copy fetched
+/// within the trust TTL plus the stale-if-error window (`last_good`)
+/// stands in, marked stale: the caller verifies it like any trust data (TUF
+/// signatures, rollback against the versions seen, every role's expiry at
+/// the evaluation time), so a stale copy never outlives what its own
+/// signatures allow.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn trust_data(
     client: &RegistryClient,
     spec: &NotarySpec,
     gun: &str,
     wanted: &[String],
     (store, ttl): (&ByteStore, Duration),
+    last_good: &LastGood,
     deadline: tokio::time::Instant,
     trusted_root_version: Option<u64>,
-) -> Result<TrustData, VerifyError> {
+) -> Result<Fetched, VerifyError> {
     let key = format!("{}|{gun}|{}", spec.host_url, wanted.join(","));
-    let bytes = store
+    let fetched = store
         .get_or_fetch(&key, deadline, || async {
             let data = fetch_all(client, spec, gun, wanted, trusted_root_version).await?;
             let bytes = serde_json::to_vec(&StoredTrust::from_data(&data))
@@ -245,12 +268,25 @@ pub(super) async fn trust_data(
             Ok::<_, VerifyError>((bytes, reuse_for(&data.bytes.timestamp, ttl)))
         })
         .await
-        .map_err(|e| (*e).clone())?;
+        .map_err(|e| (*e).clone());
+    let (bytes, stale) = match fetched {
+        Ok(bytes) => {
+            last_good
+                .insert(key, std::sync::Arc::new(bytes.clone()))
+                .await;
+            (bytes, None)
+        }
+        Err(e) if e.is_transient() => match last_good.get(&key).await {
+            Some(copy) => ((*copy).clone(), Some(e)),
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
     // Unreadable bytes (another version's layout) are refetched by the
     // next miss; here they read as empty trust data, which fails
     // verification, never passes it.
     let stored: StoredTrust = serde_json::from_slice(&bytes).unwrap_or_default();
     let mut data = stored.to_data();
     add_intermediate_roots(client, spec, gun, &mut data, trusted_root_version).await?;
-    Ok(data)
+    Ok(Fetched { data, stale })
 }

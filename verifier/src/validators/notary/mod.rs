@@ -51,6 +51,9 @@ pub(crate) struct NotaryValidator {
     state: TrustState,
     trust: ByteStore,
     trust_ttl: Duration,
+    /// The last trust data fetched per GUN, for stale-if-error (see
+    /// [`fetch::trust_data`]).
+    last_good: fetch::LastGood,
     /// Verified repositories by the hash of their bytes.
     verified: Memo<[u8; 32], Arc<tuf::VerifiedRepo>>,
 }
@@ -77,6 +80,15 @@ impl NotaryValidator {
             state: TrustState::new(SharedRecords::new(env.caches.l2.clone())),
             trust: ByteStore::new(env.caches.trust.clone()),
             trust_ttl: env.caches.ttls.trust,
+            // With stale-if-error off, nothing is kept to fall back to.
+            last_good: moka::future::Cache::builder()
+                .max_capacity(if env.caches.ttls.stale_if_error.is_zero() {
+                    0
+                } else {
+                    10_000
+                })
+                .time_to_live(env.caches.ttls.trust + env.caches.ttls.stale_if_error)
+                .build(),
             verified: Memo::new(10_000, Duration::from_secs(600)),
         })
     }
@@ -88,7 +100,7 @@ impl NotaryValidator {
         options: &RuleOptions,
         now: DateTime<Utc>,
         deadline: tokio::time::Instant,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<(Verified, bool), VerifyError> {
         let root_name = options.trust_root.as_deref().unwrap_or("default");
         let root = self.spec.root(root_name).ok_or_else(|| {
             VerifyError::Internal(format!("no notary trust root named `{root_name}`"))
@@ -100,17 +112,42 @@ impl NotaryValidator {
             .flatten()
             .map(|d| full_delegation_name(d))
             .collect();
-        let data = fetch::trust_data(
+        let fetch::Fetched { data, stale } = fetch::trust_data(
             &self.client,
             &self.spec,
             &gun,
             &wanted,
             (&self.trust, self.trust_ttl),
+            &self.last_good,
             deadline,
             self.state.trusted_root_version(&gun, &root.key),
         )
         .await?;
-        let verified = self.verify_repository(&gun, root, &data, now).await?;
+        // A stale copy that does not verify (expired meanwhile, or older
+        // than versions seen since) is no answer: the transient failure is.
+        let judged = self
+            .judge(&gun, root, &data, now, image, options, &wanted)
+            .await;
+        match (judged, stale) {
+            (Ok(v), stale) => Ok((v, stale.is_some())),
+            (Err(_), Some(transient)) => Err(transient),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// TUF verification of `data` and the lookup of the image in it.
+    #[allow(clippy::too_many_arguments)]
+    async fn judge(
+        &self,
+        gun: &str,
+        root: &crate::config::notary::NotaryRoot,
+        data: &TrustData,
+        now: DateTime<Utc>,
+        image: &ImageRef,
+        _options: &RuleOptions,
+        wanted: &[String],
+    ) -> Result<Verified, VerifyError> {
+        let verified = self.verify_repository(gun, root, data, now).await?;
         let digest_bytes = match image.digest() {
             Some(d) => Some(
                 d.strip_prefix("sha256:")
@@ -129,7 +166,7 @@ impl NotaryValidator {
             tag: image.tag().map(str::to_string),
             digest: digest_bytes,
         };
-        let delegations = (!wanted.is_empty()).then_some(wanted.as_slice());
+        let delegations = (!wanted.is_empty()).then_some(wanted);
         let target = verified
             .lookup(&query, delegations)
             .map_err(VerifyError::Notary)?;
@@ -205,10 +242,17 @@ impl Validator for NotaryValidator {
         rule: &Rule,
         call: &Call<'_>,
     ) -> Judgement {
-        Judgement::fresh(
-            self.validate(image, &rule.options, call.now, call.deadline)
-                .await,
-        )
+        match self
+            .validate(image, &rule.options, call.now, call.deadline)
+            .await
+        {
+            Ok((verified, true)) => Judgement {
+                result: Ok(verified),
+                source: portcullis_proto::Source::Stale,
+            },
+            Ok((verified, false)) => Judgement::fresh(Ok(verified)),
+            Err(e) => Judgement::fresh(Err(e)),
+        }
     }
 }
 
