@@ -511,7 +511,56 @@ async fn trust_data_survives_a_notary_outage_and_nothing_else_does() {
         if r.source() == portcullis_proto::Source::Fresh {
             break;
         }
-        assert!(tokio::time::Instant::now() < end, "never fresh again: {r:?}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "never fresh again: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Refresh-ahead for trust data: a GUN used in the last tenth of its trust
+/// TTL is fetched again in the background, so the admission after the
+/// original expiry is answered from the refreshed entry, with no fetch on
+/// its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_trust_data_is_refreshed_before_it_expires() {
+    let env = tokio::task::block_in_place(|| NotaryEnv::up(false));
+    let gun = "registry.example.com/refresh/app";
+    let signed = tokio::task::block_in_place(|| {
+        notary_sign(&env, "plain", gun, "v1", D1, &["targets/releases"])
+    });
+    let key = signed["root_key_spki_pem"].as_str().unwrap().to_string();
+    let proxy = tokio::task::block_in_place(|| NotaryProxy::start(&env, &env.get("server_url")));
+    let config = config_yaml(
+        vec![dct_validator(&proxy.url(), &env.ca_pem(), &key, None)],
+        vec![rule("registry.example.com/**", "dct", Value::Null)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &config).unwrap();
+    let v = Verifier::start_with_file(&path, &["--trust-ttl-secs", "3"]);
+    let timestamp = format!("/v2/{gun}/_trust/tuf/timestamp.json");
+    let fetches = || {
+        let stats = tokio::task::block_in_place(|| proxy.stats());
+        stats["paths"][&timestamp].as_u64().unwrap_or(0)
+    };
+    let image = format!("{gun}:v1");
+    assert!(verify_grpc(&v, &image).await.is_allowed());
+    // The entry was stored just before the answer: its 3 s start here.
+    let started = tokio::time::Instant::now();
+    assert_eq!(fetches(), 1);
+
+    // The clock: into the last tenth of the 3 s lifetime.
+    tokio::time::sleep_until(started + Duration::from_millis(2750)).await;
+    assert!(verify_grpc(&v, &image).await.is_allowed());
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fetches() < 2 {
+        assert!(tokio::time::Instant::now() < end, "no refresh");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the first entry's expiry: answered from the refreshed one.
+    tokio::time::sleep_until(started + Duration::from_millis(3500)).await;
+    assert!(verify_grpc(&v, &image).await.is_allowed());
+    assert_eq!(fetches(), 2, "a fetch on the admission path");
 }

@@ -47,24 +47,50 @@ impl ByteStore {
     }
 
     /// The bytes for `key`, or `fetch`ed (once per key at a time) and kept
-    /// for the TTL it returns. Errors are returned and cached nowhere.
-    pub(crate) async fn get_or_fetch<E, F, Fut>(
+    /// for the TTL it returns, with how long they have left in the store
+    /// (zero when they were kept for no time). Errors are returned and
+    /// cached nowhere.
+    pub(crate) async fn get_or_fetch_expiring<E, F, Fut>(
         &self,
         key: &str,
         deadline: Instant,
         fetch: F,
-    ) -> Result<Vec<u8>, Arc<E>>
+    ) -> Result<(Vec<u8>, Duration), Arc<E>>
     where
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(Vec<u8>, Duration), E>>,
     {
         self.tier
-            .get_or_compute(key, deadline, || async {
+            .get_or_compute_expiring(key, deadline, || async {
                 fetch().await.map(|(bytes, ttl)| (Blob(bytes), ttl))
             })
             .await
-            .map(|(blob, _)| blob.0)
+            .map(|(blob, _, expires_at_ms)| {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                (
+                    blob.0,
+                    Duration::from_millis(expires_at_ms.saturating_sub(now_ms)),
+                )
+            })
+    }
+
+    /// Fetches `key` again ahead of its expiry, once across the cluster
+    /// (the shared tier's lease); `fetch` yielding `None` keeps what is
+    /// there.
+    pub(crate) async fn refresh<F, Fut>(&self, key: &str, fetch: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Option<(Vec<u8>, Duration)>>,
+    {
+        self.tier
+            .refresh(key, || async {
+                fetch().await.map(|(b, ttl)| (Blob(b), ttl))
+            })
+            .await
     }
 }
 

@@ -10,7 +10,8 @@
 //! bytes are re-verified on every use, so the cache saves requests, not
 //! checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -226,9 +227,9 @@ fn reuse_for(timestamp: &[u8], trust_ttl: Duration) -> Duration {
 }
 
 /// The last trust data fetched per key, kept in this verifier for the
-/// trust TTL plus the stale-if-error window: what [`trust_data`] falls back
-/// to when the Notary server fails transiently.
-pub(super) type LastGood = moka::future::Cache<String, std::sync::Arc<Vec<u8>>>;
+/// trust TTL plus the stale-if-error window: what [`TrustSource::trust_data`]
+/// falls back to when the Notary server fails transiently.
+pub(super) type LastGood = moka::future::Cache<String, Arc<Vec<u8>>>;
 
 /// Trust data, and whether it is a stale copy (with the transient failure
 /// that made it one).
@@ -240,53 +241,145 @@ pub(super) struct Fetched {
     pub(super) stale: Option<VerifyError>,
 }
 
-/// The trust data of `gun`, through the trust store (`store`, kept for at
-/// most `ttl`). When fetching fails transiently (the Notary server is
-/// unreachable, times out, or answers 429/5xx), the last copy fetched
-/// within the trust TTL plus the stale-if-error window (`last_good`)
-/// stands in, marked stale: the caller verifies it like any trust data (TUF
-/// signatures, rollback against the versions seen, every role's expiry at
-/// the evaluation time), so a stale copy never outlives what its own
-/// signatures allow.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn trust_data(
-    client: &RegistryClient,
-    spec: &NotarySpec,
-    gun: &str,
-    wanted: &[String],
-    (store, ttl): (&ByteStore, Duration),
-    last_good: &LastGood,
-    deadline: tokio::time::Instant,
-    trusted_root_version: Option<u64>,
-) -> Result<Fetched, VerifyError> {
-    let key = format!("{}|{gun}|{}", spec.host_url, wanted.join(","));
-    let fetched = store
-        .get_or_fetch(&key, deadline, || async {
-            let data = fetch_all(client, spec, gun, wanted, trusted_root_version).await?;
-            let bytes = serde_json::to_vec(&StoredTrust::from_data(&data))
-                .map_err(|e| VerifyError::Internal(format!("cannot serialise trust data: {e}")))?;
-            Ok::<_, VerifyError>((bytes, reuse_for(&data.bytes.timestamp, ttl)))
-        })
-        .await
-        .map_err(|e| (*e).clone());
-    let (bytes, stale) = match fetched {
-        Ok(bytes) => {
-            last_good
-                .insert(key, std::sync::Arc::new(bytes.clone()))
-                .await;
-            (bytes, None)
+/// Where a Notary validator's trust data comes from and where it is kept:
+/// the server (through `client`), the trust store (both tiers, for at most
+/// `ttl`), the last good copies, and the keys being refreshed ahead.
+#[derive(Debug, Clone)]
+pub(super) struct TrustSource {
+    /// The HTTP client for the Notary server.
+    pub(super) client: Arc<RegistryClient>,
+    /// The validator's config.
+    pub(super) spec: Arc<NotarySpec>,
+    /// The trust store.
+    pub(super) store: ByteStore,
+    /// How long trust data is kept.
+    pub(super) ttl: Duration,
+    /// The last good copies (stale-if-error).
+    pub(super) last_good: LastGood,
+    /// Keys whose refresh-ahead runs in this process.
+    pub(super) refreshing: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The trust data fetched in the background for an entry in the last
+/// tenth of its life is bounded by this deadline.
+const REFRESH_DEADLINE: Duration = Duration::from_secs(15);
+
+impl TrustSource {
+    /// The trust data of `gun`, through the trust store.
+    ///
+    /// * **Refresh-ahead:** an entry used in the last tenth of its life is
+    ///   fetched again in the background (once per key in this process,
+    ///   once across verifiers through the shared tier's lease), so a hot
+    ///   GUN never expires into a fetch on the admission path.
+    /// * **Stale-if-error:** when fetching fails transiently (the Notary
+    ///   server is unreachable, times out, or answers 429/5xx), the last copy
+    ///   fetched within the trust TTL plus the stale-if-error window stands
+    ///   in, marked stale. The caller verifies it like any trust data (TUF
+    ///   signatures, rollback against the versions seen, every role's expiry
+    ///   at the evaluation time), so a stale copy never outlives what its own
+    ///   signatures allow.
+    pub(super) async fn trust_data(
+        &self,
+        gun: &str,
+        wanted: &[String],
+        deadline: tokio::time::Instant,
+        trusted_root_version: Option<u64>,
+    ) -> Result<Fetched, VerifyError> {
+        let key = format!("{}|{gun}|{}", self.spec.host_url, wanted.join(","));
+        let fetched = self
+            .store
+            .get_or_fetch_expiring(&key, deadline, || {
+                self.fetch_stored(gun, wanted, trusted_root_version)
+            })
+            .await
+            .map_err(|e| (*e).clone());
+        let (bytes, stale) = match fetched {
+            Ok((bytes, left)) => {
+                if left < self.ttl / 10 && !left.is_zero() {
+                    self.refresh_ahead(key.clone(), gun, wanted, trusted_root_version);
+                }
+                self.last_good.insert(key, Arc::new(bytes.clone())).await;
+                (bytes, None)
+            }
+            Err(e) if e.is_transient() => match self.last_good.get(&key).await {
+                Some(copy) => ((*copy).clone(), Some(e)),
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        // Unreadable bytes (another version's layout) are refetched by the
+        // next miss; here they read as empty trust data, which fails
+        // verification, never passes it.
+        let stored: StoredTrust = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mut data = stored.to_data();
+        add_intermediate_roots(
+            &self.client,
+            &self.spec,
+            gun,
+            &mut data,
+            trusted_root_version,
+        )
+        .await?;
+        Ok(Fetched { data, stale })
+    }
+
+    /// Fetches everything and serialises it for the store, with how long
+    /// it may be kept.
+    async fn fetch_stored(
+        &self,
+        gun: &str,
+        wanted: &[String],
+        trusted_root_version: Option<u64>,
+    ) -> Result<(Vec<u8>, Duration), VerifyError> {
+        let data = fetch_all(&self.client, &self.spec, gun, wanted, trusted_root_version).await?;
+        let bytes = serde_json::to_vec(&StoredTrust::from_data(&data))
+            .map_err(|e| VerifyError::Internal(format!("cannot serialise trust data: {e}")))?;
+        Ok((bytes, reuse_for(&data.bytes.timestamp, self.ttl)))
+    }
+
+    /// Fetches `key` again in the background (see [`Self::trust_data`]). A
+    /// failure leaves the entry to expire; nothing else changes.
+    fn refresh_ahead(
+        &self,
+        key: String,
+        gun: &str,
+        wanted: &[String],
+        trusted_root_version: Option<u64>,
+    ) {
+        let Ok(mut refreshing) = self.refreshing.lock() else {
+            return;
+        };
+        if !refreshing.insert(key.clone()) {
+            return;
         }
-        Err(e) if e.is_transient() => match last_good.get(&key).await {
-            Some(copy) => ((*copy).clone(), Some(e)),
-            None => return Err(e),
-        },
-        Err(e) => return Err(e),
-    };
-    // Unreadable bytes (another version's layout) are refetched by the
-    // next miss; here they read as empty trust data, which fails
-    // verification, never passes it.
-    let stored: StoredTrust = serde_json::from_slice(&bytes).unwrap_or_default();
-    let mut data = stored.to_data();
-    add_intermediate_roots(client, spec, gun, &mut data, trusted_root_version).await?;
-    Ok(Fetched { data, stale })
+        drop(refreshing);
+        let source = self.clone();
+        let (gun, wanted) = (gun.to_string(), wanted.to_vec());
+        tokio::spawn(async move {
+            source
+                .store
+                .refresh(&key, || async {
+                    let fetched = tokio::time::timeout(
+                        REFRESH_DEADLINE,
+                        source.fetch_stored(&gun, &wanted, trusted_root_version),
+                    )
+                    .await;
+                    match fetched {
+                        Ok(Ok((bytes, ttl))) => {
+                            source
+                                .last_good
+                                .insert(key.clone(), Arc::new(bytes.clone()))
+                                .await;
+                            tracing::debug!(gun = %gun, "notary trust data refreshed ahead of expiry");
+                            Some((bytes, ttl))
+                        }
+                        _ => None,
+                    }
+                })
+                .await;
+            if let Ok(mut r) = source.refreshing.lock() {
+                r.remove(&key);
+            }
+        });
+    }
 }

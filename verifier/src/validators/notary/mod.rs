@@ -8,7 +8,9 @@
 //!    the lookup needs, then the intermediate `N.root.json` files when the
 //!    served root is newer than the one we trust. Trust data is cached per
 //!    GUN (both tiers, coalesced), for the trust TTL and never past the
-//!    timestamp role's expiry.
+//!    timestamp role's expiry, refreshed ahead of its expiry, and stood in
+//!    for by the last good copy when the server fails transiently
+//!    ([`fetch::TrustSource`]).
 //! 2. [`tuf::verify_repository`] against the pinned root key, the trusted
 //!    root (rotation) and the highest version seen of every role (rollback),
 //!    at the evaluation time.
@@ -47,13 +49,9 @@ use tuf::{NotaryError, TargetQuery};
 #[derive(Debug)]
 pub(crate) struct NotaryValidator {
     spec: NotarySpec,
-    client: RegistryClient,
+    /// The trust data's server, store, stale copies and refresh-ahead.
+    source: fetch::TrustSource,
     state: TrustState,
-    trust: ByteStore,
-    trust_ttl: Duration,
-    /// The last trust data fetched per GUN, for stale-if-error (see
-    /// [`fetch::trust_data`]).
-    last_good: fetch::LastGood,
     /// Verified repositories by the hash of their bytes.
     verified: Memo<[u8; 32], Arc<tuf::VerifiedRepo>>,
 }
@@ -74,12 +72,11 @@ impl NotaryValidator {
             connect_timeout: Duration::from_secs(2),
             metrics: metrics.clone(),
         })?;
-        Ok(NotaryValidator {
-            spec: spec.clone(),
-            client,
-            state: TrustState::new(SharedRecords::new(env.caches.l2.clone())),
-            trust: ByteStore::new(env.caches.trust.clone()),
-            trust_ttl: env.caches.ttls.trust,
+        let source = fetch::TrustSource {
+            client: Arc::new(client),
+            spec: Arc::new(spec.clone()),
+            store: ByteStore::new(env.caches.trust.clone()),
+            ttl: env.caches.ttls.trust,
             // With stale-if-error off, nothing is kept to fall back to.
             last_good: moka::future::Cache::builder()
                 .max_capacity(if env.caches.ttls.stale_if_error.is_zero() {
@@ -89,6 +86,12 @@ impl NotaryValidator {
                 })
                 .time_to_live(env.caches.ttls.trust + env.caches.ttls.stale_if_error)
                 .build(),
+            refreshing: Arc::default(),
+        };
+        Ok(NotaryValidator {
+            spec: spec.clone(),
+            source,
+            state: TrustState::new(SharedRecords::new(env.caches.l2.clone())),
             verified: Memo::new(10_000, Duration::from_secs(600)),
         })
     }
@@ -112,17 +115,15 @@ impl NotaryValidator {
             .flatten()
             .map(|d| full_delegation_name(d))
             .collect();
-        let fetch::Fetched { data, stale } = fetch::trust_data(
-            &self.client,
-            &self.spec,
-            &gun,
-            &wanted,
-            (&self.trust, self.trust_ttl),
-            &self.last_good,
-            deadline,
-            self.state.trusted_root_version(&gun, &root.key),
-        )
-        .await?;
+        let fetch::Fetched { data, stale } = self
+            .source
+            .trust_data(
+                &gun,
+                &wanted,
+                deadline,
+                self.state.trusted_root_version(&gun, &root.key),
+            )
+            .await?;
         // A stale copy that does not verify (expired meanwhile, or older
         // than versions seen since) is no answer: the transient failure is.
         let judged = self
