@@ -10,7 +10,8 @@
 #
 # Environment: PORTCULLIS_NO_BUILD=1 (or --no-build) skips
 # `cargo build --release --workspace`; PORTCULLIS_BIN_DIR uses other
-# binaries; K6=/path/to/k6; PORTCULLIS_LOG sets the components' log filter.
+# binaries; K6=/path/to/k6; PORTCULLIS_LOG sets the components' log filter;
+# PORTCULLIS_VERIFIER_ARGS adds flags to every verifier (e.g. --verdict-ttl-secs 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -825,7 +825,8 @@ def main():
                 os.path.join(bindir, "portcullis-verifier"), "serve", "--config", cfg,
                 "--listen", "127.0.0.1:%d" % gp, "--metrics-listen", "127.0.0.1:%d" % mp,
                 "--redis-url", "redis://127.0.0.1:%d" % redis_port, "--cache-hmac-key-file", hmac,
-            ], stdout_path=os.path.join(run_dir, "verifier-%d.log" % i), env=venv)
+            ] + os.environ.get("PORTCULLIS_VERIFIER_ARGS", "").split(),
+                stdout_path=os.path.join(run_dir, "verifier-%d.log" % i), env=venv)
             verifiers.append(p)
             metrics_urls.append(("verifier-%d" % i, "http://127.0.0.1:%d/metrics" % mp))
             grpc.append(gp)
