@@ -170,15 +170,27 @@ async fn verify_grpc(v: &Verifier, image: &str) -> portcullis_proto::VerifyRespo
     client.verify(req).await.expect("verify").into_inner()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tampered_trust_data_is_denied_with_the_role_named() {
-    let env = tokio::task::block_in_place(|| NotaryEnv::up(false));
-    let gun = "registry.example.com/attack/app";
-    let signed = tokio::task::block_in_place(|| {
-        notary_sign(&env, "plain", gun, "v1", D1, &["targets/releases"])
-    });
-    let key = signed["root_key_spki_pem"].as_str().unwrap().to_string();
-    let proxy = tokio::task::block_in_place(|| NotaryProxy::start(&env, &env.get("server_url")));
+/// A Notary server with each of `guns` signed (`:v1` → its digest, in
+/// `targets/releases`) behind the tampering proxy, and a verifier config
+/// pinning the first GUN's root key, written to a file.
+struct ProxiedNotary {
+    env: NotaryEnv,
+    proxy: NotaryProxy,
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn proxied_notary(guns: &[(&str, &str)]) -> ProxiedNotary {
+    let env = NotaryEnv::up(false);
+    let mut keys: Vec<String> = guns
+        .iter()
+        .map(|(gun, digest)| {
+            let signed = notary_sign(&env, "plain", gun, "v1", digest, &["targets/releases"]);
+            signed["root_key_spki_pem"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let key = keys.swap_remove(0);
+    let proxy = NotaryProxy::start(&env, &env.get("server_url"));
     let config = config_yaml(
         vec![dct_validator(&proxy.url(), &env.ca_pem(), &key, None)],
         vec![rule("registry.example.com/**", "dct", Value::Null)],
@@ -186,9 +198,22 @@ async fn tampered_trust_data_is_denied_with_the_role_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, &config).unwrap();
+    ProxiedNotary {
+        env,
+        proxy,
+        config: path,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_trust_data_is_denied_with_the_role_named() {
+    let gun = "registry.example.com/attack/app";
+    let stack = tokio::task::block_in_place(|| proxied_notary(&[(gun, D1)]));
+    let (env, proxy, path) = (&stack.env, &stack.proxy, &stack.config);
     // A long-running verifier remembers the versions it has seen; trust
     // data is refetched on every call (TTL 0) so each attack reaches it.
-    let v = Verifier::start_with_file(&path, &["--trust-ttl-secs", "0"]);
+    let v = Verifier::start_with_file(path, &["--trust-ttl-secs", "0"]);
     let image = format!("{gun}:v1");
     assert!(verify_grpc(&v, &image).await.is_allowed());
 
@@ -245,9 +270,7 @@ async fn tampered_trust_data_is_denied_with_the_role_named() {
     // Rollback: the verifier has seen the current versions; a newer
     // signing moves them on; the proxy then replays the first versions.
     tokio::task::block_in_place(|| proxy.set_mode("passthrough", "*"));
-    tokio::task::block_in_place(|| {
-        notary_sign(&env, "plain", gun, "v2", D2, &["targets/releases"])
-    });
+    tokio::task::block_in_place(|| notary_sign(env, "plain", gun, "v2", D2, &["targets/releases"]));
     assert!(verify_grpc(&v, &format!("{gun}:v2")).await.is_allowed());
     tokio::task::block_in_place(|| proxy.set_mode("old-snapshot", "snapshot"));
     let r = verify_grpc(&v, &image).await;
@@ -454,31 +477,18 @@ async fn burst_across_two_verifiers_fetches_each_role_once() {
 /// with the default window.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_data_survives_a_notary_outage_and_nothing_else_does() {
-    let env = tokio::task::block_in_place(|| NotaryEnv::up(false));
     let gun = "registry.example.com/outage/app";
     let other = "registry.example.com/outage/never";
-    let signed = tokio::task::block_in_place(|| {
-        let signed = notary_sign(&env, "plain", gun, "v1", D1, &["targets/releases"]);
-        notary_sign(&env, "plain", other, "v1", D2, &["targets/releases"]);
-        signed
-    });
-    let key = signed["root_key_spki_pem"].as_str().unwrap().to_string();
-    let proxy = tokio::task::block_in_place(|| NotaryProxy::start(&env, &env.get("server_url")));
-    let config = config_yaml(
-        vec![dct_validator(&proxy.url(), &env.ca_pem(), &key, None)],
-        vec![rule("registry.example.com/**", "dct", Value::Null)],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, &config).unwrap();
+    let stack = tokio::task::block_in_place(|| proxied_notary(&[(gun, D1), (other, D2)]));
+    let (proxy, path) = (&stack.proxy, &stack.config);
     // Trust data is refetched on every call (TTL 0), so the outage is met
     // at once.
     let v = Verifier::start_with_file(
-        &path,
+        path,
         &["--trust-ttl-secs", "0", "--stale-if-error-secs", "60"],
     );
     let without = Verifier::start_with_file(
-        &path,
+        path,
         &["--trust-ttl-secs", "0", "--stale-if-error-secs", "0"],
     );
     let image = format!("{gun}:v1");
@@ -525,21 +535,10 @@ async fn trust_data_survives_a_notary_outage_and_nothing_else_does() {
 /// its path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_trust_data_is_refreshed_before_it_expires() {
-    let env = tokio::task::block_in_place(|| NotaryEnv::up(false));
     let gun = "registry.example.com/refresh/app";
-    let signed = tokio::task::block_in_place(|| {
-        notary_sign(&env, "plain", gun, "v1", D1, &["targets/releases"])
-    });
-    let key = signed["root_key_spki_pem"].as_str().unwrap().to_string();
-    let proxy = tokio::task::block_in_place(|| NotaryProxy::start(&env, &env.get("server_url")));
-    let config = config_yaml(
-        vec![dct_validator(&proxy.url(), &env.ca_pem(), &key, None)],
-        vec![rule("registry.example.com/**", "dct", Value::Null)],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, &config).unwrap();
-    let v = Verifier::start_with_file(&path, &["--trust-ttl-secs", "3"]);
+    let stack = tokio::task::block_in_place(|| proxied_notary(&[(gun, D1)]));
+    let (proxy, path) = (&stack.proxy, &stack.config);
+    let v = Verifier::start_with_file(path, &["--trust-ttl-secs", "3"]);
     let timestamp = format!("/v2/{gun}/_trust/tuf/timestamp.json");
     let fetches = || {
         let stats = tokio::task::block_in_place(|| proxy.stats());
