@@ -42,7 +42,7 @@ pub struct Workload {
 /// `k8s://` trust-root keys builds a new one: `secret_keys`).
 pub type SharedEngine = Arc<arc_swap::ArcSwap<Engine>>;
 
-/// Wraps `engine` for [`crate::serve`].
+/// Wraps `engine` for the gRPC server (`serve`).
 pub fn shared(engine: Engine) -> SharedEngine {
     Arc::new(arc_swap::ArcSwap::from_pointee(engine))
 }
