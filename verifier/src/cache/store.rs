@@ -48,14 +48,15 @@ impl ByteStore {
 
     /// The bytes for `key`, or `fetch`ed (once per key at a time) and kept
     /// for the TTL it returns, with how long they have left in the store
-    /// (zero when they were kept for no time). Errors are returned and
-    /// cached nowhere.
+    /// (zero when they were kept for no time) and whether this process
+    /// already held them (an L1 hit). Errors are returned and cached
+    /// nowhere.
     pub(crate) async fn get_or_fetch_expiring<E, F, Fut>(
         &self,
         key: &str,
         deadline: Instant,
         fetch: F,
-    ) -> Result<(Vec<u8>, Duration), Arc<E>>
+    ) -> Result<(Vec<u8>, Duration, bool), Arc<E>>
     where
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut,
@@ -66,7 +67,7 @@ impl ByteStore {
                 fetch().await.map(|(bytes, ttl)| (Blob(bytes), ttl))
             })
             .await
-            .map(|(blob, _, expires_at_ms)| {
+            .map(|(blob, source, expires_at_ms)| {
                 let now_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
@@ -74,6 +75,7 @@ impl ByteStore {
                 (
                     blob.0,
                     Duration::from_millis(expires_at_ms.saturating_sub(now_ms)),
+                    source == portcullis_proto::Source::CacheL1,
                 )
             })
     }

@@ -294,11 +294,15 @@ impl TrustSource {
             .await
             .map_err(|e| (*e).clone());
         let (bytes, stale) = match fetched {
-            Ok((bytes, left)) => {
+            Ok((bytes, left, held)) => {
                 if left < self.ttl / 10 && !left.is_zero() {
                     self.refresh_ahead(key.clone(), gun, wanted, trusted_root_version);
                 }
-                self.last_good.insert(key, Arc::new(bytes.clone())).await;
+                // Copied once per fetch (or read from the shared tier), not
+                // on every use.
+                if !held {
+                    self.last_good.insert(key, Arc::new(bytes.clone())).await;
+                }
                 (bytes, None)
             }
             Err(e) if e.is_transient() => match self.last_good.get(&key).await {
