@@ -402,6 +402,19 @@ impl Verifier {
             .expect("connect to verifier")
     }
 
+    /// Asks this verifier about `image` (no workload, default deadline).
+    pub async fn verify(&self, image: &str) -> portcullis_proto::VerifyResponse {
+        self.client()
+            .await
+            .verify(portcullis_proto::VerifyRequest {
+                image: image.to_string(),
+                ..Default::default()
+            })
+            .await
+            .expect("verify")
+            .into_inner()
+    }
+
     /// Starts a verifier on a config file that already exists (so a test
     /// can change it and restart).
     pub fn start_with_file(config: &std::path::Path, extra_args: &[&str]) -> Self {

@@ -426,7 +426,7 @@ fn broken_conditions_are_start_up_errors() {
 /// asking the registry, and denied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_allow_flips_with_the_clock_without_the_registry() {
-    use portcullis_proto::{Reason, Source, VerifyRequest};
+    use portcullis_proto::{Reason, Source};
     use std::time::Duration;
     let reg = tokio::task::block_in_place(Registry::start_plain);
     let image = tokio::task::block_in_place(|| push_image(&reg, "flip/app", "v1", 2300));
@@ -448,17 +448,7 @@ async fn a_cached_allow_flips_with_the_clock_without_the_registry() {
     let policy = config(&reg, vec![("flip/**".into(), w)]);
     let v = tokio::task::block_in_place(|| portcullis_e2e::Verifier::start(&policy, &[]));
     let reference = format!("{}/flip/app@{}", reg.host(), image.digest);
-    let ask = || async {
-        let mut client = v.client().await;
-        client
-            .verify(VerifyRequest {
-                image: reference.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    };
+    let ask = || v.verify(&reference);
     let r = ask().await;
     assert!(r.is_allowed(), "{r:?}");
     let requests = reg.verifier_requests().len();

@@ -60,32 +60,30 @@ fn a_real_bundle_verifies_for_its_subject_and_identity_only() {
     assert_eq!(code, 1, "{stderr}");
 }
 
+/// `--bundle` and the release identity, after `extra`, for `target`.
+fn with_identity<'a>(extra: &[&'a str], target: &'a str) -> Vec<&'a str> {
+    let mut args = extra.to_vec();
+    args.extend([
+        "--bundle",
+        BUNDLE,
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        target,
+    ]);
+    args
+}
+
 #[test]
 fn bad_invocations_are_usage_errors() {
     for args in [
         // Neither a key nor an identity.
         vec!["--bundle", BUNDLE, SUBJECT],
         // The staging root is not shipped.
-        vec![
-            "--staging",
-            "--bundle",
-            BUNDLE,
-            "--certificate-identity",
-            IDENTITY,
-            "--certificate-oidc-issuer",
-            ISSUER,
-            SUBJECT,
-        ],
+        with_identity(&["--staging"], SUBJECT),
         // Not a file, not a digest.
-        vec![
-            "--bundle",
-            BUNDLE,
-            "--certificate-identity",
-            IDENTITY,
-            "--certificate-oidc-issuer",
-            ISSUER,
-            "sha256:short",
-        ],
+        with_identity(&[], "sha256:short"),
     ] {
         let (code, stderr) = verify_bundle(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
