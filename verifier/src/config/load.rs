@@ -287,6 +287,24 @@ policy:
     validator: deny
 "#;
 
+    /// Attack: editing an attestation condition (loosening or tightening
+    /// it) must never reuse a verdict, or kept evidence, made under the old
+    /// text: both are keyed by the rule fingerprint, which covers it.
+    #[test]
+    fn a_changed_condition_changes_the_rule_fingerprint() {
+        let with = |condition: &str| {
+            format!(
+                "validators:\n  - name: signed\n    type: cosign\n    trustRoots:\n      - name: alice\n        key: |\n          -----BEGIN PUBLIC KEY-----\n          MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtR5kwrDK22SyCu7WMF8tCjVgeORA\n          S2PWacRcBN/VQdVK4PVk1w4pMWlz9AHQthDGl+W2k3elHkPbR+gNkK2PCA==\n          -----END PUBLIC KEY-----\npolicy:\n  - pattern: 'registry.example.com/**'\n    validator: signed\n    with:\n      trustRoot: alice\n      attestations:\n        - predicateType: https://slsa.dev/provenance/v1\n          conditions: [{condition:?}]\n"
+            )
+        };
+        let fingerprint =
+            |condition: &str| parse(&with(condition)).unwrap().policy.rules()[0].fingerprint;
+        let strict = fingerprint("predicate.builder.id == 'https://ci'");
+        assert_eq!(strict, fingerprint("predicate.builder.id == 'https://ci'"));
+        assert_ne!(strict, fingerprint("predicate.builder.id != ''"));
+        assert_ne!(strict, fingerprint("true"));
+    }
+
     #[test]
     fn parses_good_config() {
         let c = parse(GOOD).unwrap();
