@@ -92,9 +92,19 @@ pub struct Cli {
     /// The connect timeout to a verifier, in milliseconds.
     #[arg(long, env = "PORTCULLIS_CONNECT_TIMEOUT_MS", default_value_t = 1000)]
     pub connect_timeout_ms: u64,
-    /// How often each verifier's health is checked, in milliseconds.
+    /// How often each verifier's health is checked (and its policy-epoch
+    /// lease renewed), in milliseconds.
     #[arg(long, env = "PORTCULLIS_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// The longest a verifier's allow is remembered and reused for the same
+    /// request, in milliseconds (never past the lifetime the verifier gives
+    /// it, and only under its lease; see README "The memo of verifier
+    /// allows"). 0 turns the memo off.
+    #[arg(long, env = "PORTCULLIS_MEMO_TTL_MS", default_value_t = 5000)]
+    pub memo_ttl_ms: u64,
+    /// The most verifier allows remembered at once.
+    #[arg(long, env = "PORTCULLIS_MEMO_MAX_ENTRIES", default_value_t = 10_000)]
+    pub memo_max_entries: usize,
     /// The gateway config file (YAML): detection mode, resource validation
     /// mode, namespace scoping, unchanged approval, alerting, audit log. See
     /// the README. Default: all off except unchanged approval; audit log to

@@ -40,6 +40,14 @@ pub struct GatewayMetrics {
     pub skipped: Family<Labels, Counter>,
     /// `portcullis_alerts_total{event, result}`: `sent`, `failed`, `dropped`.
     pub alerts: Family<Labels, Counter>,
+    /// `portcullis_memo_hits_total`: images answered from the memo of
+    /// verifier allows, without a call.
+    pub memo_hits: Counter,
+    /// `portcullis_memo_stored_total`: verifier allows remembered.
+    pub memo_stored: Counter,
+    /// `portcullis_memo_cleared_total`: times a verifier's remembered
+    /// allows were dropped (its epoch changed, its lease was lost).
+    pub memo_cleared: Counter,
 }
 
 fn duration_histogram() -> Histogram {
@@ -63,6 +71,9 @@ impl GatewayMetrics {
             would_deny: Family::default(),
             skipped: Family::default(),
             alerts: Family::default(),
+            memo_hits: Counter::default(),
+            memo_stored: Counter::default(),
+            memo_cleared: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("portcullis");
         r.register(
@@ -119,6 +130,21 @@ impl GatewayMetrics {
             "alerts",
             "Alert deliveries by event and result",
             m.alerts.clone(),
+        );
+        r.register(
+            "memo_hits",
+            "Images answered from the memo of verifier allows",
+            m.memo_hits.clone(),
+        );
+        r.register(
+            "memo_stored",
+            "Verifier allows remembered in the memo",
+            m.memo_stored.clone(),
+        );
+        r.register(
+            "memo_cleared",
+            "Times a verifier's remembered allows were dropped",
+            m.memo_cleared.clone(),
         );
         m
     }

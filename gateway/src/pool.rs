@@ -28,6 +28,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::memo::{LeaseSlot, Memo, MemoSettings, Remembered};
 use crate::metrics::GatewayMetrics;
 
 /// The gRPC service name the verifiers report health for.
@@ -56,6 +57,8 @@ pub struct PoolSettings {
     /// The name verifier certificates are checked against when the
     /// endpoint is an IP address (DNS discovery with TLS).
     pub tls_name: Option<String>,
+    /// The memo of verifier allows (`memo.rs`).
+    pub memo: MemoSettings,
 }
 
 /// A pool construction error.
@@ -86,6 +89,9 @@ pub(crate) struct Endpoint {
     healthy: AtomicBool,
     inflight: Arc<Semaphore>,
     max_inflight: usize,
+    /// The lease on this verifier's policy epoch, renewed with each health
+    /// check; the memo reuses its answers only under it.
+    lease: Arc<LeaseSlot>,
 }
 
 impl Endpoint {
@@ -119,6 +125,7 @@ impl Endpoint {
             healthy: AtomicBool::new(false),
             inflight: Arc::new(Semaphore::new(settings.max_inflight)),
             max_inflight: settings.max_inflight,
+            lease: Arc::default(),
         })
     }
 
@@ -147,6 +154,27 @@ impl Endpoint {
         }
         ok
     }
+
+    /// Asks for a lease on the verifier's policy epoch and records it,
+    /// measured from before the request left. Returns the epoch of the
+    /// lease it replaced and the new one; a refusal (leases off, the policy
+    /// changing) or a failure drops the lease.
+    async fn renew_lease(&self, timeout: Duration) -> Option<(Option<u64>, u64)> {
+        let sent = Instant::now();
+        let mut request = tonic::Request::new(portcullis_proto::v1::LeaseRequest {});
+        request.set_timeout(timeout);
+        match tokio::time::timeout(timeout, self.client.clone().lease(request)).await {
+            Ok(Ok(r)) if r.get_ref().lease_ms > 0 => {
+                let granted = r.into_inner();
+                let length = Duration::from_millis(u64::from(granted.lease_ms));
+                Some((self.lease.grant(granted.epoch, sent, length), granted.epoch))
+            }
+            _ => {
+                self.lease.clear();
+                None
+            }
+        }
+    }
 }
 
 /// The pool of verifier endpoints.
@@ -156,6 +184,7 @@ pub struct VerifierPool {
     settings: ArcSwap<PoolSettings>,
     metrics: GatewayMetrics,
     rng: AtomicU64,
+    memo: Memo,
 }
 
 impl VerifierPool {
@@ -172,6 +201,7 @@ impl VerifierPool {
         metrics.verifier_endpoints.set(endpoints.len() as i64);
         Ok(VerifierPool {
             endpoints: ArcSwap::from_pointee(endpoints),
+            memo: Memo::new(settings.memo),
             settings: ArcSwap::from_pointee(settings),
             metrics,
             rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
@@ -212,8 +242,10 @@ impl VerifierPool {
         let current = self.endpoints.load();
         let mut next = Vec::with_capacity(current.len());
         for old in current.iter() {
-            let fresh = Endpoint::new(&old.url, &settings)?;
+            let mut fresh = Endpoint::new(&old.url, &settings)?;
             fresh.healthy.store(old.is_healthy(), Ordering::Relaxed);
+            // Same verifier, same lease: its remembered answers stay.
+            fresh.lease = old.lease.clone();
             next.push(Arc::new(fresh));
         }
         self.settings.store(Arc::new(settings));
@@ -231,11 +263,26 @@ impl VerifierPool {
         self.endpoints.load().iter().any(|e| e.is_healthy())
     }
 
-    /// Checks every endpoint once, in parallel.
+    /// Checks every endpoint once, in parallel, and renews the lease on
+    /// each healthy one's policy epoch (a new epoch drops the answers the
+    /// memo holds from it).
     pub async fn check_health(&self, timeout: Duration) {
         let endpoints = self.endpoints();
         let checks = endpoints.iter().map(|e| async move {
             let ok = e.check_health(timeout).await;
+            let renewed = if ok {
+                e.renew_lease(timeout).await
+            } else {
+                e.lease.clear();
+                None
+            };
+            if let Some((Some(before), now)) = renewed
+                && before != now
+            {
+                self.memo.forget(&e.lease);
+                self.metrics.memo_cleared.inc();
+                tracing::info!(verifier = %e.url, "verifier policy epoch changed: its remembered answers are dropped");
+            }
             self.metrics
                 .verifier_healthy
                 .get_or_create(&vec![("verifier", e.url.clone())])
@@ -286,8 +333,13 @@ impl VerifierPool {
     }
 
     /// Verifies one image before `deadline`. Never fails: every problem is
-    /// a denial with a reason.
+    /// a denial with a reason. A request whose allow the memo holds is
+    /// answered from it (`memo.rs`).
     pub async fn verify(&self, request: VerifyRequest, deadline: Instant) -> VerifyResponse {
+        if let Some(answer) = self.memo.get(&request) {
+            self.metrics.memo_hits.inc();
+            return answer;
+        }
         let candidates = self.candidates(&request.image);
         if candidates.is_empty() {
             return gateway_denial(
@@ -335,7 +387,13 @@ impl VerifierPool {
                         .verifier_calls
                         .get_or_create(&labels("ok"))
                         .inc();
-                    return response.into_inner();
+                    let answer = response.into_inner();
+                    match self.memo.remember(&request, &answer, &endpoint.lease) {
+                        Remembered::Stored => self.metrics.memo_stored.inc(),
+                        Remembered::EpochChanged => self.metrics.memo_cleared.inc(),
+                        Remembered::No => 0,
+                    };
+                    return answer;
                 }
                 Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
                     self.metrics
@@ -351,6 +409,7 @@ impl VerifierPool {
                         .inc();
                     if status.code() == tonic::Code::Unavailable {
                         endpoint.healthy.store(false, Ordering::Relaxed);
+                        endpoint.lease.clear();
                     }
                     tracing::warn!(verifier = %endpoint.url, image = %request.image, code = ?status.code(), error = %status.message(), "verify call failed");
                     last_error = format!(
@@ -460,6 +519,10 @@ mod tests {
             balance: Balance::Rendezvous,
             tls: None,
             tls_name: None,
+            memo: MemoSettings {
+                ttl: Duration::from_secs(5),
+                max_entries: 100,
+            },
         };
         let m = GatewayMetrics::register(&mut reg);
         let e = VerifierPool::new(&["grpc://x:1".to_string()], settings.clone(), m.clone())

@@ -125,6 +125,10 @@ pub async fn run(
         tls_name: targets
             .iter()
             .find_map(|t| t.tls_name().map(str::to_string)),
+        memo: crate::memo::MemoSettings {
+            ttl: Duration::from_millis(cli.memo_ttl_ms),
+            max_entries: cli.memo_max_entries,
+        },
     };
     let initial = match discovery::resolve_all(&targets, &resolver).await {
         Ok(urls) => urls,

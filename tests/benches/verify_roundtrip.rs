@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
         tokio::spawn(portcullis_verifier::serve(
             addr,
             portcullis_verifier::shared(engine),
+            std::sync::Arc::new(portcullis_verifier::Leases::new(Duration::ZERO)),
             Duration::from_secs(8),
             None,
             futures::future::pending(),
@@ -83,6 +84,10 @@ fn bench(c: &mut Criterion) {
             balance: Balance::Rendezvous,
             tls: None,
             tls_name: None,
+            memo: portcullis_gateway::MemoSettings {
+                ttl: Duration::ZERO,
+                max_entries: 0,
+            },
         };
         let pool = VerifierPool::new(
             &[format!("http://{addr}")],

@@ -181,7 +181,11 @@ impl Verifier {
             .arg("--listen")
             .arg(addr.to_string())
             .args(extra_args)
-            .env("PORTCULLIS_LOG", "info");
+            .env("PORTCULLIS_LOG", "info")
+            // No epoch leases unless a test asks (`--epoch-lease-ms`): without them no
+            // gateway reuses an answer, so every admission reaches the
+            // verifier, and start-up does not wait one lease.
+            .env("PORTCULLIS_EPOCH_LEASE_MS", "0");
         let mut process = Process::spawn("verifier", cmd, dir.path().join("verifier.log"));
         if !wait_for_tcp(addr, Duration::from_secs(20)) {
             process.assert_running();

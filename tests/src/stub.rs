@@ -54,6 +54,15 @@ impl Verifier for Service {
             }
         }
     }
+
+    /// The stub grants no leases, so a gateway never reuses its answers:
+    /// every request reaches it (call counting depends on that).
+    async fn lease(
+        &self,
+        _request: Request<portcullis_proto::v1::LeaseRequest>,
+    ) -> Result<Response<portcullis_proto::v1::LeaseResponse>, Status> {
+        Err(Status::failed_precondition("the stub grants no leases"))
+    }
 }
 
 impl StubVerifier {

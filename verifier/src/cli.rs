@@ -139,6 +139,15 @@ pub struct ServeArgs {
     /// keeps the key in use).
     #[arg(long, env = "PORTCULLIS_SECRET_REFRESH_SECS", default_value_t = 30)]
     pub secret_refresh_secs: u64,
+    /// The length of the policy-epoch leases granted to gateways, in
+    /// milliseconds (0: none; gateways then never reuse an answer without
+    /// asking). A gateway renews its lease every health check, so keep
+    /// this well above the gateways' `--health-interval-ms`. With leases
+    /// on, `serve` waits one lease before it listens, and a refreshed
+    /// `k8s://` key takes effect one lease after it is read (see
+    /// `lease.rs`).
+    #[arg(long, env = "PORTCULLIS_EPOCH_LEASE_MS", default_value_t = 3000)]
+    pub epoch_lease_ms: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -499,6 +508,10 @@ fn spawn_gauge_sampler(caches: Arc<Caches>) {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
+    let started = tokio::time::Instant::now();
+    let leases = Arc::new(crate::lease::Leases::new(Duration::from_millis(
+        args.epoch_lease_ms,
+    )));
     let (config, watched) = load_resolving_secrets(&args).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = VerifierMetrics::register(&mut registry);
@@ -525,6 +538,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
                 pull_secrets,
             },
             Duration::from_secs(args.secret_refresh_secs.max(1)),
+            leases.clone(),
         );
     }
     if let Some(addr) = args.metrics_listen {
@@ -544,12 +558,28 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
         )?),
         _ => None,
     };
+    // Not before any lease a process we replace at this address granted
+    // has ended (see `lease.rs`).
+    let shutdown = portcullis_shared::startup::shutdown_signal();
+    tokio::pin!(shutdown);
+    let delay = leases.start_delay();
+    if started.elapsed() < delay {
+        tracing::info!(
+            wait_ms = (delay - started.elapsed()).as_millis() as u64,
+            "waiting out leases a previous process may have granted before listening"
+        );
+        tokio::select! {
+            () = tokio::time::sleep_until(started + delay) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
     crate::server::serve(
         args.listen,
         engine,
+        leases,
         Duration::from_millis(args.default_deadline_ms),
         tls,
-        portcullis_shared::startup::shutdown_signal(),
+        shutdown,
     )
     .await
     .map_err(StartError::Serve)

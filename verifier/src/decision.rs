@@ -17,7 +17,7 @@ use crate::policy::{Mode, Policy, Rule};
 use crate::pull_secrets::PullSecrets;
 use crate::reference::ImageRef;
 use crate::validators::{BuildEnv, BuildError, Call, Validator, Validators, WorkloadCredentials};
-use crate::verdict::{Judgement, Verified};
+use crate::verdict::{Judgement, Reuse, Verified};
 
 /// The policy and validators, built once from the config.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub struct Engine {
     validators: Validators,
     caches: Arc<Caches>,
     pull_secrets: Option<PullSecrets>,
+    /// This build's policy epoch (random; see `lease.rs`).
+    epoch: u64,
 }
 
 /// Who asks: the workload's namespace and `imagePullSecrets` names (used
@@ -58,6 +60,8 @@ pub struct Outcome {
     pub(crate) result: Result<Verified, VerifyError>,
     /// Where the answer came from.
     pub source: Source,
+    /// How long the answer may be reused as it stands.
+    pub(crate) reuse: Reuse,
 }
 
 impl Engine {
@@ -73,7 +77,15 @@ impl Engine {
             policy: config.policy,
             caches,
             pull_secrets: None,
+            epoch: random_epoch(),
         })
+    }
+
+    /// The policy epoch this engine answers under: drawn at random when it
+    /// is built, so a rebuilt policy (or a restarted process) never shares
+    /// one with the engine it replaces.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Reads workloads' pull secrets for registry credentials.
@@ -114,8 +126,8 @@ impl Engine {
             deadline,
             workload: credentials.as_ref(),
         };
-        let rule = match self.select_rule(&image, &call).await {
-            Ok(rule) => rule,
+        let (rule, rule_reuse) = match self.select_rule(&image, &call).await {
+            Ok(selected) => selected,
             Err(e) => return Outcome::early(Some(image), e),
         };
         let Some(validator) = self.validators.get(&rule.validator) else {
@@ -123,19 +135,29 @@ impl Engine {
             let e = VerifyError::Internal(format!("validator `{}` is not built", rule.validator));
             return Outcome::early(Some(image), e);
         };
-        let judgement = match validator.resolve(&image, &call).await {
-            Ok(digest) => {
+        let (judgement, tag_reuse) = match validator.resolve_expiring(&image, &call).await {
+            Ok((digest, tag_reuse)) => (
                 validator
                     .verify(&image, digest.as_deref(), rule, &call)
-                    .await
-            }
-            Err(e) => Judgement::fresh(Err(e)),
+                    .await,
+                tag_reuse,
+            ),
+            Err(e) => (Judgement::fresh(Err(e)), Reuse::Never),
+        };
+        // The answer holds no longer than the tag resolutions it rests on
+        // and the time the verdict itself holds until.
+        let held = match &judgement.result {
+            Ok(v) => v.valid_until.map_or(Reuse::WhilePolicyHolds, |t| {
+                Reuse::Until(u64::try_from(t.timestamp_millis()).unwrap_or(0))
+            }),
+            Err(_) => Reuse::Never,
         };
         Outcome {
             rule: Some(rule.clone()),
             image: Some(image),
             result: judgement.result,
             source: judgement.source,
+            reuse: judgement.reuse.min(rule_reuse).min(tag_reuse).min(held),
         }
     }
 
@@ -176,40 +198,64 @@ impl Engine {
     /// digests through signed data, as Notary does) or by the registry (the
     /// validator resolves the tag, through the tag cache, to this digest).
     /// Otherwise the reference is matched as `repo@digest`.
+    /// Also says how long the choice holds: until the tag resolution it
+    /// rests on expires, if one decided it.
     async fn select_rule(
         &self,
         image: &ImageRef,
         call: &Call<'_>,
-    ) -> Result<&Arc<Rule>, VerifyError> {
+    ) -> Result<(&Arc<Rule>, Reuse), VerifyError> {
         let normalized = image.to_string();
         let by_written = self.policy.matching_rule(&normalized);
         let (Some(tag), Some(digest)) = (image.tag(), image.digest()) else {
-            return by_written.ok_or(VerifyError::NoMatchingRule(normalized));
+            return by_written
+                .map(|r| (r, Reuse::WhilePolicyHolds))
+                .ok_or(VerifyError::NoMatchingRule(normalized));
         };
         let digest_form = format!("{}@{digest}", image.name());
         let by_digest = self.policy.matching_rule(&digest_form);
         let tag_rule = match (by_written, by_digest) {
-            (Some(w), Some(d)) if Arc::ptr_eq(w, d) => return Ok(w),
+            (Some(w), Some(d)) if Arc::ptr_eq(w, d) => return Ok((w, Reuse::WhilePolicyHolds)),
             (Some(w), _) => w,
-            (None, d) => return d.ok_or(VerifyError::NoMatchingRule(digest_form)),
+            (None, d) => {
+                return d
+                    .map(|r| (r, Reuse::WhilePolicyHolds))
+                    .ok_or(VerifyError::NoMatchingRule(digest_form));
+            }
         };
-        let confirmed = match self.validators.get(&tag_rule.validator) {
-            Some(v) if v.binds_tags() => true,
-            Some(v) => match v.resolve(&image.without_digest(), call).await {
-                Ok(resolved) => resolved.as_deref() == Some(digest),
+        let (confirmed, reuse) = match self.validators.get(&tag_rule.validator) {
+            Some(v) if v.binds_tags() => (true, Reuse::WhilePolicyHolds),
+            Some(v) => match v.resolve_expiring(&image.without_digest(), call).await {
+                Ok((resolved, reuse)) => (resolved.as_deref() == Some(digest), reuse),
                 Err(e) => {
                     tracing::info!(image = %image, error = %e, "cannot confirm the tag; matching by digest");
-                    false
+                    (false, Reuse::Never)
                 }
             },
-            None => false,
+            None => (false, Reuse::Never),
         };
         if confirmed {
-            return Ok(tag_rule);
+            return Ok((tag_rule, reuse));
         }
         tracing::info!(image = %image, tag, "the tag is not confirmed to name this digest; matching by digest");
-        by_digest.ok_or(VerifyError::NoMatchingRule(digest_form))
+        by_digest
+            .map(|r| (r, reuse))
+            .ok_or(VerifyError::NoMatchingRule(digest_form))
     }
+}
+
+/// A random epoch; should the system's random source fail, the clock in
+/// nanoseconds mixed with the process id, which differs between builds
+/// just as well.
+fn random_epoch() -> u64 {
+    let mut bytes = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 impl Outcome {
@@ -219,6 +265,25 @@ impl Outcome {
             rule: None,
             result: Err(error),
             source: Source::Fresh,
+            reuse: Reuse::Never,
+        }
+    }
+
+    /// For how long (milliseconds from now) the gateway may answer this
+    /// exact request with this answer: only an enforced allow with nothing
+    /// to show (no warnings, not audit-only, not stale), and no longer than
+    /// [`Reuse`] says. `u32::MAX` for "while the policy holds" (the gateway
+    /// caps it).
+    pub(crate) fn reuse_ms(&self, now_ms: u64) -> u32 {
+        let Ok(v) = &self.result else { return 0 };
+        let reusable_kind = matches!(v.reason, Reason::Verified | Reason::StaticAllow);
+        if !reusable_kind || !v.warnings.is_empty() || self.source == Source::Stale {
+            return 0;
+        }
+        match self.reuse {
+            Reuse::Never => 0,
+            Reuse::WhilePolicyHolds => u32::MAX,
+            Reuse::Until(t) => u32::try_from(t.saturating_sub(now_ms)).unwrap_or(u32::MAX - 1),
         }
     }
 
@@ -292,6 +357,8 @@ impl Outcome {
                 .as_ref()
                 .map(|v| v.warnings.clone())
                 .unwrap_or_default(),
+            epoch: 0,
+            reuse_ms: self.reuse_ms(u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)),
         }
     }
 }

@@ -23,6 +23,7 @@ mod decision;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod lease;
 mod metrics;
 mod migrate;
 mod policy;
@@ -46,6 +47,7 @@ pub use cli::{
 };
 pub use config::{Config, ConfigError, load_file, parse_str};
 pub use decision::{Engine, Outcome, SharedEngine, Workload, shared};
+pub use lease::Leases;
 pub use metrics::VerifierMetrics;
 pub use policy::{
     AttestationRequirement, Mode, Pattern, PatternError, Policy, PolicyError, Rule, RuleOptions,

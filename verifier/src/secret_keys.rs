@@ -67,6 +67,7 @@ pub(crate) fn spawn(
     engine: Arc<ArcSwap<Engine>>,
     rebuild: Rebuild,
     every: Duration,
+    leases: Arc<crate::lease::Leases>,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -96,7 +97,8 @@ pub(crate) fn spawn(
             };
             match built {
                 Ok(new) => {
-                    engine.store(Arc::new(new));
+                    // Only once no gateway holds a lease at the old epoch.
+                    leases.fence(|| engine.store(Arc::new(new))).await;
                     watched.resolved = resolved;
                     tracing::warn!(file = %watched.file, "trust-root keys from Secrets changed: now verifying with the new keys");
                 }

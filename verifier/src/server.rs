@@ -15,6 +15,7 @@ use crate::service::VerifierService;
 pub async fn serve(
     listen: SocketAddr,
     engine: SharedEngine,
+    leases: Arc<crate::lease::Leases>,
     default_deadline: Duration,
     tls: Option<crate::tls::Reloading>,
     shutdown: impl Future<Output = ()>,
@@ -23,7 +24,7 @@ pub async fn serve(
     health_reporter
         .set_serving::<VerifierServer<VerifierService>>()
         .await;
-    let service = VerifierServer::new(VerifierService::new(engine, default_deadline));
+    let service = VerifierServer::new(VerifierService::new(engine, leases, default_deadline));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "verifier listening");
     let router = Server::builder()

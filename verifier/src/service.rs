@@ -1,14 +1,17 @@
 //! The gRPC `Verifier` service.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use portcullis_proto::v1::verifier_server::Verifier;
+use portcullis_proto::v1::{LeaseRequest, LeaseResponse};
 use portcullis_proto::{Reason, Source, VerifyRequest, VerifyResponse};
 use tonic::{Request, Response, Status};
 
 use crate::decision::{Outcome, SharedEngine, Workload};
 use crate::error::VerifyError;
+use crate::lease::Leases;
 
 /// The longest image reference accepted over gRPC.
 const MAX_IMAGE_LEN: usize = 4096;
@@ -17,15 +20,22 @@ const MAX_IMAGE_LEN: usize = 4096;
 #[derive(Debug, Clone)]
 pub(crate) struct VerifierService {
     engine: SharedEngine,
+    /// The policy-epoch leases granted to gateways.
+    leases: Arc<Leases>,
     /// Used when the caller sends no `grpc-timeout`.
     default_deadline: Duration,
 }
 
 impl VerifierService {
     /// Serves `engine`; calls without a deadline get `default_deadline`.
-    pub(crate) fn new(engine: SharedEngine, default_deadline: Duration) -> Self {
+    pub(crate) fn new(
+        engine: SharedEngine,
+        leases: Arc<Leases>,
+        default_deadline: Duration,
+    ) -> Self {
         VerifierService {
             engine,
+            leases,
             default_deadline,
         }
     }
@@ -71,9 +81,11 @@ impl Verifier for VerifierService {
                 rule: None,
                 result: Err(VerifyError::Timeout),
                 source: Source::Fresh,
+                reuse: crate::verdict::Reuse::Never,
             },
         };
-        let response = outcome.to_response();
+        let mut response = outcome.to_response();
+        response.epoch = engine.epoch();
         engine
             .caches()
             .metrics
@@ -140,6 +152,21 @@ impl Verifier for VerifierService {
             );
         }
         Ok(Response::new(response))
+    }
+
+    async fn lease(
+        &self,
+        _request: Request<LeaseRequest>,
+    ) -> Result<Response<LeaseResponse>, Status> {
+        match self.leases.grant(|| self.engine.load().epoch()) {
+            Some((epoch, length)) => Ok(Response::new(LeaseResponse {
+                epoch,
+                lease_ms: u32::try_from(length.as_millis()).unwrap_or(u32::MAX),
+            })),
+            None => Err(Status::failed_precondition(
+                "no lease: leases are off, or the policy is changing",
+            )),
+        }
     }
 }
 

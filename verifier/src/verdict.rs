@@ -38,6 +38,29 @@ impl Verified {
     }
 }
 
+/// How long the same answer may be given again without looking anything
+/// up: what the gateway's memo may reuse (`VerifyResponse::reuse_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// Not at all (the default: nothing bounds the answer's life).
+    Never,
+    /// Until this Unix time in milliseconds (a cache entry's expiry).
+    Until(u64),
+    /// For as long as the policy is unchanged (a static rule).
+    WhilePolicyHolds,
+}
+
+impl Reuse {
+    /// The shorter of the two.
+    pub(crate) fn min(self, other: Reuse) -> Reuse {
+        match (self, other) {
+            (Reuse::Never, _) | (_, Reuse::Never) => Reuse::Never,
+            (Reuse::WhilePolicyHolds, r) | (r, Reuse::WhilePolicyHolds) => r,
+            (Reuse::Until(a), Reuse::Until(b)) => Reuse::Until(a.min(b)),
+        }
+    }
+}
+
 /// A validator's result with where it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Judgement {
@@ -45,14 +68,17 @@ pub(crate) struct Judgement {
     pub(crate) result: Result<Verified, VerifyError>,
     /// A fresh verification, or the cache tier that answered.
     pub(crate) source: Source,
+    /// How long the answer may be reused as it stands.
+    pub(crate) reuse: Reuse,
 }
 
 impl Judgement {
-    /// A result computed just now.
+    /// A result computed just now (not reusable).
     pub(crate) fn fresh(result: Result<Verified, VerifyError>) -> Self {
         Judgement {
             result,
             source: Source::Fresh,
+            reuse: Reuse::Never,
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::cache::{CachedVerdict, Caches, verdict_key};
 use crate::error::VerifyError;
 use crate::policy::Rule;
 use crate::reference::ImageRef;
-use crate::verdict::Judgement;
+use crate::verdict::{Judgement, Reuse};
 
 /// Refresh-ahead starts when an allowed verdict is used with less than
 /// this fraction of its TTL left.
@@ -166,6 +166,52 @@ impl Cached {
         }
     }
 
+    /// [`Validator::resolve`] through the tag cache, also telling until
+    /// when the answer holds (`Reuse::Until` the tag entry's expiry for a
+    /// resolved tag; `WhilePolicyHolds` when nothing was looked up).
+    pub(crate) async fn resolve_expiring(
+        &self,
+        image: &ImageRef,
+        call: &Call<'_>,
+    ) -> Result<(Option<String>, Reuse), VerifyError> {
+        if let Some(digest) = image.digest() {
+            return self
+                .inner
+                .resolve(image, call)
+                .await
+                .map(|d| (d.or(Some(digest.to_string())), Reuse::WhilePolicyHolds));
+        }
+        if !self.inner.resolves() {
+            return self
+                .inner
+                .resolve(image, call)
+                .await
+                .map(|d| (d, Reuse::WhilePolicyHolds));
+        }
+        let key = self.scoped(
+            image,
+            call,
+            format!("{}:{}", image.name(), image.tag().unwrap_or("latest")),
+        );
+        let ttl = self.caches.ttls.tag;
+        let resolved = self
+            .caches
+            .tags
+            .get_or_compute_expiring(&key, call.deadline, || async {
+                match self.inner.resolve(image, call).await {
+                    Ok(Some(digest)) => Ok((Some(digest), ttl)),
+                    // Nothing to cache for validators that do not resolve.
+                    Ok(None) => Ok((None, std::time::Duration::ZERO)),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match resolved {
+            Ok((digest, _, expires_at_ms)) => Ok((digest, Reuse::Until(expires_at_ms))),
+            Err(e) => Err((*e).clone()),
+        }
+    }
+
     /// `base`, scoped to the workload when its credentials are in play.
     fn scoped(&self, image: &ImageRef, call: &Call<'_>, base: String) -> String {
         match call.workload {
@@ -200,38 +246,7 @@ impl Validator for Cached {
         image: &ImageRef,
         call: &Call<'_>,
     ) -> Result<Option<String>, VerifyError> {
-        if let Some(digest) = image.digest() {
-            return self
-                .inner
-                .resolve(image, call)
-                .await
-                .map(|d| d.or(Some(digest.to_string())));
-        }
-        if !self.inner.resolves() {
-            return self.inner.resolve(image, call).await;
-        }
-        let key = self.scoped(
-            image,
-            call,
-            format!("{}:{}", image.name(), image.tag().unwrap_or("latest")),
-        );
-        let ttl = self.caches.ttls.tag;
-        let resolved = self
-            .caches
-            .tags
-            .get_or_compute(&key, call.deadline, || async {
-                match self.inner.resolve(image, call).await {
-                    Ok(Some(digest)) => Ok((Some(digest), ttl)),
-                    // Nothing to cache for validators that do not resolve.
-                    Ok(None) => Ok((None, std::time::Duration::ZERO)),
-                    Err(e) => Err(e),
-                }
-            })
-            .await;
-        match resolved {
-            Ok((digest, _)) => Ok(digest),
-            Err(e) => Err((*e).clone()),
-        }
+        self.resolve_expiring(image, call).await.map(|(d, _)| d)
     }
 
     fn resolves(&self) -> bool {
@@ -288,7 +303,6 @@ impl Validator for Cached {
                 self.refresh_ahead(key.clone(), stale_key(), image, digest, rule, call);
             }
         }
-        let verdict = verdict.map(|(v, source, _)| (v, source));
         if let Err(e) = &verdict
             && e.is_transient()
             && !ttls.stale_if_error.is_zero()
@@ -312,15 +326,23 @@ impl Validator for Cached {
             return Judgement {
                 result,
                 source: portcullis_proto::Source::Stale,
+                reuse: Reuse::Never,
             };
         }
         match verdict {
             // An allow past the time it holds until (a tier kept it a
             // little longer than its capped TTL) is verified afresh.
-            Ok((v, _)) if v.valid_until.is_some_and(|t| t <= call.now.timestamp()) => {
+            Ok((v, _, _)) if v.valid_until.is_some_and(|t| t <= call.now.timestamp()) => {
                 self.inner.verify(image, Some(digest), rule, call).await
             }
-            Ok((v, source)) => Judgement {
+            // An allow may be reused no longer than its cache entry lives
+            // (the entry's TTL is already capped by `valid_until`).
+            Ok((v, source, expires_at_ms)) => Judgement {
+                reuse: if v.allowed {
+                    Reuse::Until(expires_at_ms)
+                } else {
+                    Reuse::Never
+                },
                 result: v.into_result(),
                 source,
             },

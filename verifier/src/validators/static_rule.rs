@@ -7,7 +7,7 @@ use super::{Call, Validator};
 use crate::error::VerifyError;
 use crate::policy::Rule;
 use crate::reference::ImageRef;
-use crate::verdict::{Judgement, Verified};
+use crate::verdict::{Judgement, Reuse, Verified};
 
 /// `type: static`.
 #[derive(Debug)]
@@ -35,13 +35,17 @@ impl Validator for StaticValidator {
         rule: &Rule,
         _call: &Call<'_>,
     ) -> Judgement {
-        Judgement::fresh(if self.approve {
-            Ok(Verified::static_allow())
+        if self.approve {
+            // Decided by the rule alone: as reusable as the policy is.
+            Judgement {
+                reuse: Reuse::WhilePolicyHolds,
+                ..Judgement::fresh(Ok(Verified::static_allow()))
+            }
         } else {
-            Err(VerifyError::StaticDeny {
+            Judgement::fresh(Err(VerifyError::StaticDeny {
                 rule: rule.pattern.written().to_string(),
                 validator: self.name.clone(),
-            })
-        })
+            }))
+        }
     }
 }

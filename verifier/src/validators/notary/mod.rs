@@ -250,6 +250,7 @@ impl Validator for NotaryValidator {
             Ok((verified, true)) => Judgement {
                 result: Ok(verified),
                 source: portcullis_proto::Source::Stale,
+                reuse: crate::verdict::Reuse::Never,
             },
             Ok((verified, false)) => Judgement::fresh(Ok(verified)),
             Err(e) => Judgement::fresh(Err(e)),
