@@ -61,7 +61,10 @@ pids+=($!)
 pids+=($!)
 
 URL=https://127.0.0.1:$GATEWAY_PORT
-for _ in $(seq 1 100); do
+# The verifier listens one epoch lease (3 s) after it starts (README, "The
+# memo of verifier allows"); the gateway is ready once it has passed a
+# health check.
+for _ in $(seq 1 300); do
   curl -fsS --cacert "$STATE/webhook.crt" "$URL/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done

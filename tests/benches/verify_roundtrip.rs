@@ -1,7 +1,10 @@
 //! One L1-hit `Verify` round trip through the gateway's gRPC client: a
 //! verifier (in process, over loopback TCP) whose verdict cache already
 //! holds the image's verdict, called through `VerifierPool::verify` as the
-//! gateway calls it.
+//! gateway calls it; and the same request answered from the gateway's memo
+//! of verifier allows (a pool with the memo on, holding the verifier's
+//! epoch lease), the baseline being the round trip measured in the same
+//! run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +37,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let image = format!("registry.example.com/team/app@{DIGEST}");
-    let pool = rt.block_on(async {
+    let (pool, memo_pool) = rt.block_on(async {
         let caches = Arc::new(Caches::local());
         let cfg = parse_str(&config(), "bench.yaml").unwrap();
         let normalized = ImageRef::parse(&image).unwrap().to_string();
@@ -72,12 +75,12 @@ fn bench(c: &mut Criterion) {
         tokio::spawn(portcullis_verifier::serve(
             addr,
             portcullis_verifier::shared(engine),
-            std::sync::Arc::new(portcullis_verifier::Leases::new(Duration::ZERO)),
+            // Leases long enough to outlast the run.
+            std::sync::Arc::new(portcullis_verifier::Leases::new(Duration::from_secs(3600))),
             Duration::from_secs(8),
             None,
             futures::future::pending(),
         ));
-        let mut registry = prometheus_client::registry::Registry::default();
         let settings = PoolSettings {
             connect_timeout: Duration::from_secs(1),
             max_inflight: 512,
@@ -89,21 +92,33 @@ fn bench(c: &mut Criterion) {
                 max_entries: 0,
             },
         };
-        let pool = VerifierPool::new(
-            &[format!("http://{addr}")],
-            settings,
-            GatewayMetrics::register(&mut registry),
-        )
-        .unwrap();
-        for _ in 0..100 {
-            pool.check_health(Duration::from_millis(200)).await;
-            if pool.any_healthy() {
-                break;
+        let memo_settings = PoolSettings {
+            memo: portcullis_gateway::MemoSettings {
+                ttl: Duration::from_secs(3600),
+                max_entries: 1000,
+            },
+            ..settings.clone()
+        };
+        let mut pools = Vec::new();
+        for settings in [settings, memo_settings] {
+            let pool = VerifierPool::new(
+                &[format!("http://{addr}")],
+                settings,
+                GatewayMetrics::register(&mut prometheus_client::registry::Registry::default()),
+            )
+            .unwrap();
+            for _ in 0..100 {
+                pool.check_health(Duration::from_millis(200)).await;
+                if pool.any_healthy() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(pool.any_healthy(), "verifier did not come up");
+            pools.push(pool);
         }
-        assert!(pool.any_healthy(), "verifier did not come up");
-        pool
+        let memo_pool = pools.pop().unwrap();
+        (pools.pop().unwrap(), memo_pool)
     });
     let request = VerifyRequest {
         image: image.clone(),
@@ -120,6 +135,26 @@ fn bench(c: &mut Criterion) {
     c.bench_function("verify_roundtrip/l1_hit", |b| {
         b.to_async(&rt).iter(|| {
             pool.verify(
+                request.clone(),
+                tokio::time::Instant::now() + Duration::from_secs(5),
+            )
+        })
+    });
+    // The first call is a round trip whose allow the memo keeps.
+    for expected in [
+        portcullis_proto::Source::CacheL1,
+        portcullis_proto::Source::GatewayMemo,
+    ] {
+        let r = rt.block_on(memo_pool.verify(
+            request.clone(),
+            tokio::time::Instant::now() + Duration::from_secs(5),
+        ));
+        assert!(r.is_allowed(), "{r:?}");
+        assert_eq!(r.source(), expected);
+    }
+    c.bench_function("verify_roundtrip/memo_hit", |b| {
+        b.to_async(&rt).iter(|| {
+            memo_pool.verify(
                 request.clone(),
                 tokio::time::Instant::now() + Duration::from_secs(5),
             )

@@ -103,7 +103,10 @@ async fn a_rotated_key_ends_remembered_allows_on_the_next_admission() {
     assert!(allowed(&body), "{body}");
     assert_eq!(pinned(&body).as_deref(), Some(by_alice.digest.as_str()));
     assert_eq!(second.metric("portcullis_memo_hits_total").await, 1.0);
-    assert_eq!(second.metric("portcullis_verifier_calls_total").await, calls);
+    assert_eq!(
+        second.metric("portcullis_verifier_calls_total").await,
+        calls
+    );
 
     // The key becomes bob's. Once the first gateway has seen the new key
     // decide, the other gateway allows alice's image no more: the verifier
