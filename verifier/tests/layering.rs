@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "server",
     "tls",
     "service",
+    "lease",
     "decision",
     "validators",
     "pull_secrets",
