@@ -146,3 +146,34 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message, "reason": reason, "code": code})
 }
+
+/// The API path of the key Secret [`key_secret`] builds
+/// (`connaisseur/cosignkeys`, as Connaisseur names it).
+pub const KEY_SECRET_PATH: &str = "/api/v1/namespaces/connaisseur/secrets/cosignkeys";
+
+/// The Secret at [`KEY_SECRET_PATH`] holding `key`, a file of the test
+/// PKI (`alice.pub`), as `cosign.pub`.
+pub fn key_secret(key: &str) -> Value {
+    use base64::Engine as _;
+    json!({"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": "cosignkeys", "namespace": "connaisseur"},
+           "data": {"cosign.pub": base64::engine::general_purpose::STANDARD
+               .encode(crate::signer::pki_file(key))}})
+}
+
+/// A verifier config with one cosign validator whose trust root `ci` is the
+/// key in that Secret (`k8s://connaisseur/cosignkeys`), required for every
+/// image of `registry`.
+pub fn key_secret_config(registry: &crate::registry::Registry) -> String {
+    crate::config::config_yaml(
+        vec![
+            json!({"name": "signed", "type": "cosign", "insecureRegistries": [registry.host()],
+                    "trustRoots": [{"name": "ci", "key": "k8s://connaisseur/cosignkeys"}]}),
+        ],
+        vec![crate::config::rule(
+            &format!("{}/**", registry.host()),
+            "signed",
+            json!({"trustRoot": "ci"}),
+        )],
+    )
+}

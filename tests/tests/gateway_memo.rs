@@ -16,10 +16,10 @@
 use std::time::Duration;
 
 use portcullis_e2e::config::{config_yaml, cosign_keys_only, key_roots, rule};
-use portcullis_e2e::fake_kube::FakeKube;
+use portcullis_e2e::fake_kube::{FakeKube, KEY_SECRET_PATH, key_secret, key_secret_config};
 use portcullis_e2e::registry::Registry;
 use portcullis_e2e::review::{allowed, message, patch};
-use portcullis_e2e::signer::{PushedImage, pki_file, pki_path, push_image, sigtool};
+use portcullis_e2e::signer::{PushedImage, pki_path, push_image, sigtool};
 use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -64,29 +64,12 @@ fn signed(reg: &Registry, repo: &str, tag: &str, seed: u64, key: &str) -> Pushed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_ends_remembered_allows_on_the_next_admission() {
-    use base64::Engine as _;
     let reg = tokio::task::block_in_place(Registry::start_plain);
     let by_alice = signed(&reg, "memo/alice", "v1", 1510, "alice.key");
     let by_bob = signed(&reg, "memo/bob", "v1", 1511, "bob.key");
     let kube = FakeKube::start().await;
-    let secret = |key: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret",
-               "metadata": {"name": "cosignkeys", "namespace": "connaisseur"},
-               "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(pki_file(key))}})
-    };
-    let path = "/api/v1/namespaces/connaisseur/secrets/cosignkeys";
-    kube.put(path, secret("alice.pub"));
-    let config = config_yaml(
-        vec![
-            json!({"name": "signed", "type": "cosign", "insecureRegistries": [reg.host()],
-                    "trustRoots": [{"name": "ci", "key": "k8s://connaisseur/cosignkeys"}]}),
-        ],
-        vec![rule(
-            &format!("{}/**", reg.host()),
-            "signed",
-            json!({"trustRoot": "ci"}),
-        )],
-    );
+    kube.put(KEY_SECRET_PATH, key_secret("alice.pub"));
+    let config = key_secret_config(&reg);
     let mut flags = kube.flags();
     flags.extend(["--secret-refresh-secs".to_string(), "1".to_string()]);
     flags.extend(LEASE.iter().map(|s| s.to_string()));
@@ -111,7 +94,7 @@ async fn a_rotated_key_ends_remembered_allows_on_the_next_admission() {
     // The key becomes bob's. Once the first gateway has seen the new key
     // decide, the other gateway allows alice's image no more: the verifier
     // ended every lease before it changed keys.
-    kube.put(path, secret("bob.pub"));
+    kube.put(KEY_SECRET_PATH, key_secret("bob.pub"));
     let end = Instant::now() + Duration::from_secs(20);
     let mut alice_allowed_before = 0;
     loop {

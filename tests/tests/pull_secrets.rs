@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use portcullis_e2e::config::{config_yaml, key_roots, rule};
-use portcullis_e2e::fake_kube::FakeKube;
+use portcullis_e2e::fake_kube::{FakeKube, KEY_SECRET_PATH, key_secret, key_secret_config};
 use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::{Registry, htpasswd_auth};
 use portcullis_e2e::review::{allowed, message};
@@ -224,19 +224,13 @@ async fn one_tenant_cannot_keep_anothers_private_image_denied() {
 /// stops start-up naming the file and the field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_root_keys_from_kubernetes_secrets() {
-    use portcullis_e2e::signer::pki_file;
     let reg = tokio::task::block_in_place(Registry::start_plain);
     let image = tokio::task::block_in_place(|| push_image(&reg, "k8skey/app", "v1", 1400));
     tokio::task::block_in_place(|| {
         sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")])
     });
     let kube = FakeKube::start().await;
-    kube.put(
-        "/api/v1/namespaces/connaisseur/secrets/cosignkeys",
-        json!({"apiVersion": "v1", "kind": "Secret",
-               "metadata": {"name": "cosignkeys", "namespace": "connaisseur"},
-               "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(pki_file("alice.pub"))}}),
-    );
+    kube.put(KEY_SECRET_PATH, key_secret("alice.pub"));
     let config = |key: &str| {
         config_yaml(
             vec![
@@ -301,8 +295,6 @@ fn missing_secret_stops_start_up(config: &str, flags: &[&str]) {
 /// read keeps the key in use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_secret_takes_effect_without_a_restart() {
-    use base64::Engine as _;
-    use portcullis_e2e::signer::pki_file;
     let reg = tokio::task::block_in_place(Registry::start_plain);
     let by_alice = tokio::task::block_in_place(|| push_image(&reg, "rotate/alice", "v1", 1410));
     let by_bob = tokio::task::block_in_place(|| push_image(&reg, "rotate/bob", "v1", 1411));
@@ -316,24 +308,9 @@ async fn a_rotated_key_secret_takes_effect_without_a_restart() {
         sigtool("sign-key", &reg, &by_bob, &["--key", &pki_path("bob.key")]);
     });
     let kube = FakeKube::start().await;
-    let secret = |key: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret",
-               "metadata": {"name": "cosignkeys", "namespace": "connaisseur"},
-               "data": {"cosign.pub": base64::engine::general_purpose::STANDARD.encode(pki_file(key))}})
-    };
-    let path = "/api/v1/namespaces/connaisseur/secrets/cosignkeys";
-    kube.put(path, secret("alice.pub"));
-    let config = config_yaml(
-        vec![
-            json!({"name": "signed", "type": "cosign", "insecureRegistries": [reg.host()],
-                    "trustRoots": [{"name": "ci", "key": "k8s://connaisseur/cosignkeys"}]}),
-        ],
-        vec![rule(
-            &format!("{}/**", reg.host()),
-            "signed",
-            json!({"trustRoot": "ci"}),
-        )],
-    );
+    let path = KEY_SECRET_PATH;
+    kube.put(path, key_secret("alice.pub"));
+    let config = key_secret_config(&reg);
     let mut flags = kube.flags();
     flags.extend(["--secret-refresh-secs".to_string(), "1".to_string()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -351,7 +328,7 @@ async fn a_rotated_key_secret_takes_effect_without_a_restart() {
             .count()
     };
 
-    kube.put(path, secret("bob.pub"));
+    kube.put(path, key_secret("bob.pub"));
     // The refresh: wait until bob's image is allowed (polling the effect).
     let end = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     while !ask(by_bob.reference.clone()).await.is_allowed() {
