@@ -14,7 +14,7 @@
 //! | `decision` | string | `allowed`, `denied`, `would_deny` (detection mode), or `skipped` |
 //! | `skip_reason` | string/null | why nothing was verified: `deleting`, `unchanged`, `namespace`, `no_images`, `operation` |
 //! | `mode` | object | `{"detection": bool, "resource_validation": "all"/"podsOnly"}` |
-//! | `images` | array | per image: `image`, `allowed`, `digest`, `reason`, `source` (`fresh`, `cache_l1`, `cache_l2`, `coalesced`, `gateway`), `rule`, `validator` |
+//! | `images` | array | per image: `image`, `allowed`, `digest`, `reason`, `source` (`fresh`, `cache_l1`, `cache_l2`, `coalesced`, `stale`, `gateway`, `gateway_memo`), `rule`, `validator` |
 //! | `warnings` | array of string | warnings sent with the answer |
 //! | `latency_ms` | number | time to decide |
 
