@@ -146,7 +146,13 @@ pub struct ServeArgs {
     /// on, `serve` waits one lease before it listens, and a refreshed
     /// `k8s://` key takes effect one lease after it is read (see
     /// `lease.rs`).
-    #[arg(long, env = "PORTCULLIS_EPOCH_LEASE_MS", default_value_t = 3000)]
+    /// At most 60000: a refreshed key waits one lease.
+    #[arg(
+        long,
+        env = "PORTCULLIS_EPOCH_LEASE_MS",
+        default_value_t = 3000,
+        value_parser = clap::value_parser!(u64).range(0..=60_000)
+    )]
     pub epoch_lease_ms: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "PORTCULLIS_METRICS_LISTEN")]
@@ -613,5 +619,35 @@ mod hmac_key_tests {
         assert_eq!(hmac_key_bytes(with_nl), b"0123456789abcdef");
         assert_eq!(hmac_key_bytes(b"key\r\n".to_vec()), b"key");
         assert_eq!(hmac_key_bytes(b" key ".to_vec()), b" key ");
+    }
+}
+
+#[cfg(test)]
+mod lease_flag_tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+
+    fn lease(value: &str) -> Result<u64, clap::Error> {
+        let cli = Cli::try_parse_from([
+            "portcullis-verifier",
+            "serve",
+            "--config",
+            "c.yaml",
+            "--epoch-lease-ms",
+            value,
+        ])?;
+        match cli.command {
+            Command::Serve(args) => Ok(args.epoch_lease_ms),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn epoch_leases_are_bounded_so_a_key_refresh_never_waits_long() {
+        assert_eq!(lease("0").unwrap(), 0);
+        assert_eq!(lease("60000").unwrap(), 60_000);
+        let e = lease("60001").unwrap_err().to_string();
+        assert!(e.contains("--epoch-lease-ms"), "{e}");
     }
 }
