@@ -26,6 +26,7 @@
 //! cryptography: it compares strings and numbers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,24 +50,45 @@ struct Lease {
     until: Instant,
 }
 
-/// The lease the gateway holds from one verifier endpoint, if any.
+/// The lease the gateway holds from one verifier endpoint, if any, and
+/// whether the verifier is known to be alive.
 #[derive(Debug, Default)]
-pub(crate) struct LeaseSlot(ArcSwapOption<Lease>);
+pub(crate) struct LeaseSlot {
+    lease: ArcSwapOption<Lease>,
+    /// True while a `grpc.health.v1` watch of the verifier is open and
+    /// says it serves (`pool.rs` `watch_liveness`): a verifier that dies
+    /// closes it at once, so its answers stop being reused then, not at
+    /// the next health check.
+    alive: AtomicBool,
+}
 
 impl LeaseSlot {
-    /// The epoch of an unexpired lease at `now`.
+    /// The epoch of an unexpired lease at `now`, while the verifier is
+    /// alive.
     fn epoch_at(&self, now: Instant) -> Option<u64> {
-        self.0
+        if !self.alive.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lease
             .load()
             .as_ref()
             .filter(|l| now < l.until)
             .map(|l| l.epoch)
     }
 
+    /// Records whether the verifier's health watch is open and serving;
+    /// `false` also drops the lease.
+    pub(crate) fn set_alive(&self, alive: bool) {
+        self.alive.store(alive, Ordering::Release);
+        if !alive {
+            self.clear();
+        }
+    }
+
     /// Records a lease at `epoch` of `length`, asked for at `sent`.
     /// Returns the epoch of the lease it replaces.
     pub(crate) fn grant(&self, epoch: u64, sent: Instant, length: Duration) -> Option<u64> {
-        self.0
+        self.lease
             .swap(Some(Arc::new(Lease {
                 epoch,
                 until: sent + length,
@@ -77,7 +99,7 @@ impl LeaseSlot {
     /// Drops the lease (no answer of this verifier is reused until the
     /// next one is granted).
     pub(crate) fn clear(&self) {
-        self.0.store(None);
+        self.lease.store(None);
     }
 }
 
@@ -261,6 +283,7 @@ mod tests {
 
     fn leased(epoch: u64) -> Arc<LeaseSlot> {
         let slot = Arc::new(LeaseSlot::default());
+        slot.set_alive(true);
         slot.grant(epoch, Instant::now(), Duration::from_secs(3));
         slot
     }
@@ -388,6 +411,22 @@ mod tests {
         assert!(memo.get(&other).is_none());
         lease.grant(9, Instant::now(), Duration::from_secs(3));
         assert!(memo.get(&other).is_none(), "the entries were dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_verifier_known_dead_is_not_answered_for() {
+        let memo = Memo::new(settings());
+        let lease = leased(7);
+        let r = request("reg.example/app:v1", "team-a");
+        memo.remember(&r, &allow(7, 60_000), &lease);
+        assert!(memo.get(&r).is_some());
+        lease.set_alive(false);
+        assert!(memo.get(&r).is_none());
+        // Alive again, the dropped lease still has to be granted anew.
+        lease.set_alive(true);
+        assert!(memo.get(&r).is_none());
+        lease.grant(7, Instant::now(), Duration::from_secs(3));
+        assert!(memo.get(&r).is_some());
     }
 
     #[tokio::test(start_paused = true)]

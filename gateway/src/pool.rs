@@ -177,6 +177,53 @@ impl Endpoint {
     }
 }
 
+/// How long to wait before watching a verifier's health again after a
+/// watch ended, and how often a watch checks that its endpoint is in use.
+const WATCH_RETRY: Duration = Duration::from_millis(250);
+
+/// Puts `endpoint` in use: shares it, and keeps a `grpc.health.v1` watch
+/// open on it for as long as it is in use, recording in its lease slot
+/// whether the verifier is alive. A verifier that dies closes the watch's
+/// stream with its connection, so the memo stops reusing its answers then
+/// rather than at the next health check (`memo.rs`). Outside a runtime no
+/// watch runs, and the memo never reuses the endpoint's answers.
+fn in_use(endpoint: Endpoint) -> Arc<Endpoint> {
+    let endpoint = Arc::new(endpoint);
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return endpoint;
+    };
+    let weak = Arc::downgrade(&endpoint);
+    runtime.spawn(async move {
+        loop {
+            let Some(e) = weak.upgrade() else { return };
+            let (mut health, lease) = (e.health.clone(), e.lease.clone());
+            drop(e);
+            let watch = async {
+                let request = HealthCheckRequest {
+                    service: VERIFIER_SERVICE.to_string(),
+                };
+                if let Ok(response) = health.watch(request).await {
+                    let mut stream = response.into_inner();
+                    while let Ok(Some(status)) = stream.message().await {
+                        lease.set_alive(status.status == ServingStatus::Serving as i32);
+                    }
+                }
+            };
+            let unused = async {
+                while weak.strong_count() > 0 {
+                    tokio::time::sleep(WATCH_RETRY).await;
+                }
+            };
+            tokio::select! {
+                () = watch => lease.set_alive(false),
+                () = unused => return,
+            }
+            tokio::time::sleep(WATCH_RETRY).await;
+        }
+    });
+    endpoint
+}
+
 /// The pool of verifier endpoints.
 #[derive(Debug)]
 pub struct VerifierPool {
@@ -196,7 +243,7 @@ impl VerifierPool {
     ) -> Result<Self, PoolError> {
         let endpoints = urls
             .iter()
-            .map(|u| Endpoint::new(u, &settings).map(Arc::new))
+            .map(|u| Endpoint::new(u, &settings).map(in_use))
             .collect::<Result<Vec<_>, _>>()?;
         metrics.verifier_endpoints.set(endpoints.len() as i64);
         Ok(VerifierPool {
@@ -218,7 +265,7 @@ impl VerifierPool {
                 Some(e) => next.push(e.clone()),
                 None => {
                     tracing::info!(verifier = %url, "verifier endpoint added");
-                    next.push(Arc::new(Endpoint::new(url, &self.settings.load())?));
+                    next.push(in_use(Endpoint::new(url, &self.settings.load())?));
                 }
             }
         }
@@ -246,7 +293,7 @@ impl VerifierPool {
             fresh.healthy.store(old.is_healthy(), Ordering::Relaxed);
             // Same verifier, same lease: its remembered answers stay.
             fresh.lease = old.lease.clone();
-            next.push(Arc::new(fresh));
+            next.push(in_use(fresh));
         }
         self.settings.store(Arc::new(settings));
         self.endpoints.store(Arc::new(next));

@@ -272,11 +272,11 @@ impl Gateway {
             .arg("--tls-key")
             .arg(&leaf.key)
             .arg("--verifier")
-            .arg(options.verifiers.join(","))
-            .arg("--health-interval-ms")
-            .arg("200")
-            .args(&options.args)
-            .env("PORTCULLIS_LOG", "info");
+            .arg(options.verifiers.join(","));
+        if !options.args.iter().any(|a| a == "--health-interval-ms") {
+            cmd.arg("--health-interval-ms").arg("200");
+        }
+        cmd.args(&options.args).env("PORTCULLIS_LOG", "info");
         let process = Process::spawn("gateway", cmd, dir.path().join("gateway.log"));
         let client = builder
             .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA")])

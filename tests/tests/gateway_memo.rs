@@ -9,7 +9,9 @@
 //!   answered for by the old process's memo;
 //! * an answer past the verifier's own tag-resolution lifetime: a moved tag
 //!   is pinned to its new digest once the verifier's tag TTL has run out;
-//! * a denial (never remembered).
+//! * a denial (never remembered);
+//! * an allow of a verifier that has died (its health watch closes with its
+//!   connection).
 //!
 //! Signatures come from the independent signer (`sigtool.py`).
 
@@ -227,5 +229,46 @@ async fn a_restarted_verifier_with_another_policy_is_never_answered_for() {
         }
         assert!(Instant::now() < end, "the new verifier never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_verifiers_remembered_allows_end_with_its_connection() {
+    let config = config_yaml(
+        vec![json!({"name": "allow", "type": "static", "approve": true})],
+        vec![rule("registry.example/team/app:*", "allow", Value::Null)],
+    );
+    // A lease (3 s) and a health interval (10 s) far longer than the bound
+    // below: only the closed connection can end the reuse in time.
+    let mut v =
+        tokio::task::block_in_place(|| Verifier::start(&config, &["--epoch-lease-ms", "3000"]));
+    let gw = Gateway::start(GatewayOptions {
+        verifiers: vec![v.url()],
+        args: ["--memo-ttl-ms", "60000", "--health-interval-ms", "10000"]
+            .map(String::from)
+            .to_vec(),
+        wait_ready: true,
+        ..Default::default()
+    })
+    .await;
+    let app = "registry.example/team/app:v1";
+    assert!(allowed(&admit(&gw, app).await));
+    assert!(allowed(&admit(&gw, app).await));
+    assert_eq!(gw.metric("portcullis_memo_hits_total").await, 1.0);
+
+    v.process.kill();
+    let killed = Instant::now();
+    loop {
+        let body = admit(&gw, app).await;
+        if !allowed(&body) {
+            assert!(message(&body).contains("VERIFIER_UNAVAILABLE"), "{body}");
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(1),
+            "the memo still answered for the verifier {:?} after it died",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
