@@ -16,7 +16,10 @@
 //!   changes its policy or trust roots (see the verifier's `lease.rs`), so a
 //!   changed policy takes effect on the next admission; an answer naming
 //!   another epoch than the lease's drops the lease and that verifier's
-//!   entries at once.
+//!   entries at once;
+//! * the verifier is alive: its `grpc.health.v1` watch is open and says it
+//!   serves (`pool.rs` `in_use`); a verifier that dies closes the watch
+//!   with its connection, which drops the lease.
 //!
 //! What it may skip: the call for a request whose allow it remembers. What
 //! it never allows: anything a verifier did not allow under enforcement.
