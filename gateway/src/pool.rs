@@ -196,7 +196,7 @@ fn in_use(endpoint: Endpoint) -> Arc<Endpoint> {
     runtime.spawn(async move {
         loop {
             let Some(e) = weak.upgrade() else { return };
-            let (mut health, lease) = (e.health.clone(), e.lease.clone());
+            let (mut health, lease, url) = (e.health.clone(), e.lease.clone(), e.url.clone());
             drop(e);
             let watch = async {
                 let request = HealthCheckRequest {
@@ -204,8 +204,15 @@ fn in_use(endpoint: Endpoint) -> Arc<Endpoint> {
                 };
                 if let Ok(response) = health.watch(request).await {
                     let mut stream = response.into_inner();
+                    // Ends (closing the stream) when the verifier stops
+                    // serving, so that a stopping verifier is not held up.
                     while let Ok(Some(status)) = stream.message().await {
-                        lease.set_alive(status.status == ServingStatus::Serving as i32);
+                        let serving = status.status == ServingStatus::Serving as i32;
+                        tracing::debug!(verifier = %url, serving, "verifier health watch");
+                        lease.set_alive(serving);
+                        if !serving {
+                            break;
+                        }
                     }
                 }
             };

@@ -104,3 +104,135 @@ fn sigterm_stops_both_binaries_with_a_broken_stderr() {
         "verifier did not stop on SIGTERM: {verifier_exit:?}"
     );
 }
+
+/// A verifier stops promptly on SIGTERM while a gateway is connected to it,
+/// although the gateway keeps a `grpc.health.v1` watch (a stream that never
+/// ends by itself) open on it: the verifier turns NOT_SERVING first, the
+/// gateway closes its watch, and open calls drain (for at most 10 s).
+#[test]
+fn sigterm_stops_a_verifier_a_gateway_is_watching() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.yaml");
+    std::fs::write(&config, POLICY).unwrap();
+    let verifier_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut verifier = Command::new(bin_path("portcullis-verifier"));
+    verifier
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(verifier_addr.to_string())
+        .arg("--epoch-lease-ms")
+        .arg("0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut verifier = verifier.spawn().expect("spawn verifier");
+    assert!(
+        wait_for_tcp(verifier_addr, Duration::from_secs(20)),
+        "verifier did not listen"
+    );
+    let ca = TestCa::new(dir.path(), "webhook");
+    let leaf = ca.issue("gateway");
+    let gateway_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+    let mut gateway = Command::new(bin_path("portcullis-gateway"))
+        .arg("--listen")
+        .arg(gateway_addr.to_string())
+        .arg("--tls-cert")
+        .arg(&leaf.chain)
+        .arg("--tls-key")
+        .arg(&leaf.key)
+        .arg("--verifier")
+        .arg(format!("http://{verifier_addr}"))
+        .env("PORTCULLIS_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn gateway");
+    assert!(
+        wait_for_tcp(gateway_addr, Duration::from_secs(20)),
+        "gateway did not listen"
+    );
+    // Until the gateway's watch is open (it logs each status it receives).
+    let log_path = dir.path().join("gateway.log");
+    let opened = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("verifier health watch")
+    {
+        assert!(
+            Instant::now() < opened,
+            "the gateway never watched the verifier"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let exit = terminate(&mut verifier, Duration::from_secs(5));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "verifier did not stop on SIGTERM within 5 s: {exit:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+}
+
+/// A client that keeps a health watch open and ignores NOT_SERVING (an old
+/// or hostile one) holds a stopping verifier up for the drain limit (10 s)
+/// at most, never until SIGKILL.
+#[test]
+fn a_watch_that_never_closes_delays_a_stop_by_the_drain_limit_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.yaml");
+    std::fs::write(&config, POLICY).unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut verifier = Command::new(bin_path("portcullis-verifier"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--epoch-lease-ms")
+        .arg("0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn verifier");
+    assert!(
+        wait_for_tcp(addr, Duration::from_secs(20)),
+        "verifier did not listen"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut stream = rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let mut stream = client
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: "portcullis.v1.Verifier".into(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let first = stream.message().await.expect("status").expect("a status");
+        assert_eq!(first.status, 1, "SERVING");
+        stream
+    });
+    let started = Instant::now();
+    let exit = terminate(&mut verifier, Duration::from_secs(20));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "verifier did not stop within 20 s: {exit:?}"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // The watch saw NOT_SERVING before the verifier gave up on it.
+    let next = rt.block_on(stream.message());
+    assert!(matches!(&next, Ok(Some(s)) if s.status == 2), "{next:?}");
+}

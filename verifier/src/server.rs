@@ -11,7 +11,14 @@ use tonic::transport::Server;
 use crate::decision::SharedEngine;
 use crate::service::VerifierService;
 
-/// Serves until `shutdown` resolves, over TLS when `tls` is given.
+/// How long a stopping verifier waits for open calls and streams (a
+/// gateway's health watch never ends by itself) before it exits anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, over TLS when `tls` is given. On
+/// shutdown the health status turns NOT_SERVING first (gateways watching
+/// it stop calling and close their watches), then open calls drain for at
+/// most [`DRAIN_LIMIT`].
 pub async fn serve(
     listen: SocketAddr,
     engine: SharedEngine,
@@ -32,16 +39,36 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(service);
-    match tls {
-        None => {
-            router
-                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
-                .await?
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        health_reporter
+            .set_not_serving::<VerifierServer<VerifierService>>()
+            .await;
+        let _ = stopping_tx.send(true);
+    };
+    let overdue = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_LIMIT).await;
+    };
+    let served = async {
+        match tls {
+            None => {
+                router
+                    .serve_with_incoming_shutdown(plain_incoming(listener), signal)
+                    .await
+            }
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(tls_incoming(listener, tls), signal)
+                    .await
+            }
         }
-        Some(tls) => {
-            router
-                .serve_with_incoming_shutdown(tls_incoming(listener, tls), shutdown)
-                .await?
+    };
+    tokio::select! {
+        served = served => served?,
+        () = overdue => {
+            tracing::warn!(limit_secs = DRAIN_LIMIT.as_secs(), "calls or streams still open after the drain limit; stopping anyway");
         }
     }
     Ok(())
