@@ -34,6 +34,59 @@ fn spawn_with_broken_stderr(mut command: Command) -> Child {
     child
 }
 
+/// A `portcullis-verifier serve` command on a free port with the allow-all
+/// policy in `dir` (leases off: no start-up wait), and its address.
+fn verifier_command(dir: &std::path::Path) -> (Command, SocketAddr) {
+    let config = dir.join("policy.yaml");
+    std::fs::write(&config, POLICY).unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut command = Command::new(bin_path("portcullis-verifier"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--epoch-lease-ms")
+        .arg("0");
+    (command, addr)
+}
+
+/// A `portcullis-gateway` command on a free port in front of the verifier
+/// at `verifier`, with a certificate from a CA in `dir`, and its address.
+fn gateway_command(dir: &std::path::Path, verifier: SocketAddr) -> (Command, SocketAddr) {
+    let ca = TestCa::new(dir, "webhook");
+    let leaf = ca.issue("gateway");
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut command = Command::new(bin_path("portcullis-gateway"));
+    command
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--tls-cert")
+        .arg(&leaf.chain)
+        .arg("--tls-key")
+        .arg(&leaf.key)
+        .arg("--verifier")
+        .arg(format!("http://{verifier}"));
+    (command, addr)
+}
+
+/// Starts `command` with its output discarded and waits until `addr`
+/// listens.
+fn spawn_listening(mut command: Command, addr: SocketAddr) -> Child {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    assert!(
+        wait_for_tcp(addr, Duration::from_secs(20)),
+        "{addr} did not listen"
+    );
+    child
+}
+
 /// Sends SIGTERM and waits up to `limit` for the exit.
 fn terminate(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let status = Command::new("kill")
@@ -57,35 +110,14 @@ fn terminate(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 #[test]
 fn sigterm_stops_both_binaries_with_a_broken_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("policy.yaml");
-    std::fs::write(&config, POLICY).unwrap();
-    let verifier_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut verifier = Command::new(bin_path("portcullis-verifier"));
-    verifier
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--listen")
-        .arg(verifier_addr.to_string());
+    let (verifier, verifier_addr) = verifier_command(dir.path());
     let mut verifier = spawn_with_broken_stderr(verifier);
     assert!(
         wait_for_tcp(verifier_addr, Duration::from_secs(20)),
         "verifier did not listen"
     );
 
-    let ca = TestCa::new(dir.path(), "webhook");
-    let leaf = ca.issue("gateway");
-    let gateway_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut gateway = Command::new(bin_path("portcullis-gateway"));
-    gateway
-        .arg("--listen")
-        .arg(gateway_addr.to_string())
-        .arg("--tls-cert")
-        .arg(&leaf.chain)
-        .arg("--tls-key")
-        .arg(&leaf.key)
-        .arg("--verifier")
-        .arg(format!("http://{verifier_addr}"));
+    let (gateway, gateway_addr) = gateway_command(dir.path(), verifier_addr);
     let mut gateway = spawn_with_broken_stderr(gateway);
     assert!(
         wait_for_tcp(gateway_addr, Duration::from_secs(20)),
@@ -112,39 +144,11 @@ fn sigterm_stops_both_binaries_with_a_broken_stderr() {
 #[test]
 fn sigterm_stops_a_verifier_a_gateway_is_watching() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("policy.yaml");
-    std::fs::write(&config, POLICY).unwrap();
-    let verifier_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut verifier = Command::new(bin_path("portcullis-verifier"));
-    verifier
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--listen")
-        .arg(verifier_addr.to_string())
-        .arg("--epoch-lease-ms")
-        .arg("0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut verifier = verifier.spawn().expect("spawn verifier");
-    assert!(
-        wait_for_tcp(verifier_addr, Duration::from_secs(20)),
-        "verifier did not listen"
-    );
-    let ca = TestCa::new(dir.path(), "webhook");
-    let leaf = ca.issue("gateway");
-    let gateway_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let (verifier, verifier_addr) = verifier_command(dir.path());
+    let mut verifier = spawn_listening(verifier, verifier_addr);
+    let (mut gateway, gateway_addr) = gateway_command(dir.path(), verifier_addr);
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-    let mut gateway = Command::new(bin_path("portcullis-gateway"))
-        .arg("--listen")
-        .arg(gateway_addr.to_string())
-        .arg("--tls-cert")
-        .arg(&leaf.chain)
-        .arg("--tls-key")
-        .arg(&leaf.key)
-        .arg("--verifier")
-        .arg(format!("http://{verifier_addr}"))
+    let mut gateway = gateway
         .env("PORTCULLIS_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -185,26 +189,8 @@ fn sigterm_stops_a_verifier_a_gateway_is_watching() {
 #[test]
 fn a_watch_that_never_closes_delays_a_stop_by_the_drain_limit_at_most() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("policy.yaml");
-    std::fs::write(&config, POLICY).unwrap();
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut verifier = Command::new(bin_path("portcullis-verifier"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--epoch-lease-ms")
-        .arg("0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn verifier");
-    assert!(
-        wait_for_tcp(addr, Duration::from_secs(20)),
-        "verifier did not listen"
-    );
+    let (verifier, addr) = verifier_command(dir.path());
+    let mut verifier = spawn_listening(verifier, addr);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut stream = rt.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
