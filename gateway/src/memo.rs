@@ -89,8 +89,9 @@ impl LeaseSlot {
     }
 
     /// Records a lease at `epoch` of `length`, asked for at `sent`.
-    /// Returns the epoch of the lease it replaces.
-    pub(crate) fn grant(&self, epoch: u64, sent: Instant, length: Duration) -> Option<u64> {
+    /// Returns the epoch of the lease it replaces (use [`Memo::leased`],
+    /// which drops the answers of a replaced epoch).
+    fn grant(&self, epoch: u64, sent: Instant, length: Duration) -> Option<u64> {
         self.lease
             .swap(Some(Arc::new(Lease {
                 epoch,
@@ -244,8 +245,28 @@ impl Memo {
         Remembered::Stored
     }
 
+    /// Records a lease the verifier whose slot is `lease` granted at
+    /// `epoch` for `length`, asked for at `sent`. When it replaces a lease
+    /// at another epoch, that verifier's answers are dropped; returns true
+    /// then.
+    pub(crate) fn leased(
+        &self,
+        lease: &Arc<LeaseSlot>,
+        epoch: u64,
+        sent: Instant,
+        length: Duration,
+    ) -> bool {
+        let changed = lease
+            .grant(epoch, sent, length)
+            .is_some_and(|before| before != epoch);
+        if changed {
+            self.forget(lease);
+        }
+        changed
+    }
+
     /// Drops every answer made by the verifier whose lease is `lease`.
-    pub(crate) fn forget(&self, lease: &Arc<LeaseSlot>) {
+    fn forget(&self, lease: &Arc<LeaseSlot>) {
         self.entries().retain(|_, e| !Arc::ptr_eq(&e.lease, lease));
     }
 }
@@ -396,9 +417,11 @@ mod tests {
         let r = request("reg.example/app:v1", "team-a");
         memo.remember(&r, &allow(7, 60_000), &lease);
         assert!(memo.get(&r).is_some());
-        // The lease is renewed at a new epoch: the old answer is dead.
-        lease.grant(8, Instant::now(), Duration::from_secs(3));
+        // The lease is renewed at a new epoch: the old answer is dead, and
+        // dropped.
+        assert!(memo.leased(&lease, 8, Instant::now(), Duration::from_secs(3)));
         assert!(memo.get(&r).is_none());
+        assert!(!memo.leased(&lease, 8, Instant::now(), Duration::from_secs(3)));
         // An answer naming another epoch than the lease's drops the lease
         // and the verifier's entries.
         let other = request("reg.example/app:v2", "team-a");

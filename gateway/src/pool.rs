@@ -155,11 +155,10 @@ impl Endpoint {
         ok
     }
 
-    /// Asks for a lease on the verifier's policy epoch and records it,
-    /// measured from before the request left. Returns the epoch of the
-    /// lease it replaced and the new one; a refusal (leases off, the policy
-    /// changing) or a failure drops the lease.
-    async fn renew_lease(&self, timeout: Duration) -> Option<(Option<u64>, u64)> {
+    /// Asks for a lease on the verifier's policy epoch: its epoch, when the
+    /// request left (the lease runs from then) and its length. `None` for a
+    /// refusal (leases off, the policy changing) or a failure.
+    async fn request_lease(&self, timeout: Duration) -> Option<(u64, Instant, Duration)> {
         let sent = Instant::now();
         let mut request = tonic::Request::new(portcullis_proto::v1::LeaseRequest {});
         request.set_timeout(timeout);
@@ -167,12 +166,9 @@ impl Endpoint {
             Ok(Ok(r)) if r.get_ref().lease_ms > 0 => {
                 let granted = r.into_inner();
                 let length = Duration::from_millis(u64::from(granted.lease_ms));
-                Some((self.lease.grant(granted.epoch, sent, length), granted.epoch))
+                Some((granted.epoch, sent, length))
             }
-            _ => {
-                self.lease.clear();
-                None
-            }
+            _ => None,
         }
     }
 }
@@ -324,18 +320,19 @@ impl VerifierPool {
         let endpoints = self.endpoints();
         let checks = endpoints.iter().map(|e| async move {
             let ok = e.check_health(timeout).await;
-            let renewed = if ok {
-                e.renew_lease(timeout).await
+            let granted = if ok {
+                e.request_lease(timeout).await
             } else {
-                e.lease.clear();
                 None
             };
-            if let Some((Some(before), now)) = renewed
-                && before != now
-            {
-                self.memo.forget(&e.lease);
-                self.metrics.memo_cleared.inc();
-                tracing::info!(verifier = %e.url, "verifier policy epoch changed: its remembered answers are dropped");
+            match granted {
+                Some((epoch, sent, length)) => {
+                    if self.memo.leased(&e.lease, epoch, sent, length) {
+                        self.metrics.memo_cleared.inc();
+                        tracing::info!(verifier = %e.url, "verifier policy epoch changed: its remembered answers are dropped");
+                    }
+                }
+                None => e.lease.clear(),
             }
             self.metrics
                 .verifier_healthy

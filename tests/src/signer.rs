@@ -92,6 +92,20 @@ pub fn push_image(registry: &Registry, repo: &str, tag: &str, seed: u64) -> Push
     }
 }
 
+/// [`push_image`], then signs it with the test PKI's `key` (`alice.key`)
+/// through the independent signer (`sigtool.py sign-key`).
+pub fn push_signed(
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    key: &str,
+) -> PushedImage {
+    let image = push_image(registry, repo, tag, seed);
+    sigtool("sign-key", registry, &image, &["--key", &pki_path(key)]);
+    image
+}
+
 /// Test trust material (`sigtool.py pki`), made once per test process.
 pub fn pki() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();

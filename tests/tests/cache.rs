@@ -13,7 +13,7 @@ use portcullis_e2e::procs::metric_sum;
 use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::Registry;
 use portcullis_e2e::signer::{
-    PushedImage, pki, pki_path, push_image, sign_keyless, sigtool, workspace_root,
+    PushedImage, pki, push_image, push_signed, sign_keyless, workspace_root,
 };
 use portcullis_e2e::tuf;
 use portcullis_e2e::{Verifier, free_port};
@@ -86,9 +86,7 @@ fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
 }
 
 fn signed(reg: &Registry, repo: &str, seed: u64) -> PushedImage {
-    let image = push_image(reg, repo, "v1", seed);
-    sigtool("sign-key", reg, &image, &["--key", &pki_path("alice.key")]);
-    image
+    push_signed(reg, repo, "v1", seed, "alice.key")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -21,7 +21,7 @@ use portcullis_e2e::config::{config_yaml, cosign_keys_only, key_roots, rule};
 use portcullis_e2e::fake_kube::{FakeKube, KEY_SECRET_PATH, key_secret, key_secret_config};
 use portcullis_e2e::registry::Registry;
 use portcullis_e2e::review::{allowed, message, patch};
-use portcullis_e2e::signer::{PushedImage, pki_path, push_image, sigtool};
+use portcullis_e2e::signer::{PushedImage, push_signed};
 use portcullis_e2e::{Gateway, GatewayOptions, Review, Verifier, pod_spec};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -57,11 +57,7 @@ fn pinned(body: &Value) -> Option<String> {
 }
 
 fn signed(reg: &Registry, repo: &str, tag: &str, seed: u64, key: &str) -> PushedImage {
-    tokio::task::block_in_place(|| {
-        let image = push_image(reg, repo, tag, seed);
-        sigtool("sign-key", reg, &image, &["--key", &pki_path(key)]);
-        image
-    })
+    tokio::task::block_in_place(|| push_signed(reg, repo, tag, seed, key))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use portcullis_e2e::fake_kube::{FakeKube, KEY_SECRET_PATH, key_secret, key_secre
 use portcullis_e2e::redis::Redis;
 use portcullis_e2e::registry::{Registry, htpasswd_auth};
 use portcullis_e2e::review::{allowed, message};
-use portcullis_e2e::signer::{pki_path, push_image, sigtool};
+use portcullis_e2e::signer::push_signed;
 use portcullis_e2e::{Gateway, GatewayOptions, Review, TestCa, Verifier, pod_spec};
 use serde_json::json;
 
@@ -29,13 +29,7 @@ struct PrivateImage {
 fn private_image(repo: &str, seed: u64, user: &str) -> PrivateImage {
     tokio::task::block_in_place(|| {
         let open = Registry::start_plain();
-        let image = push_image(&open, repo, "v1", seed);
-        sigtool(
-            "sign-key",
-            &open,
-            &image,
-            &["--key", &pki_path("alice.key")],
-        );
+        let image = push_signed(&open, repo, "v1", seed, "alice.key");
         let dir = tempfile::tempdir().unwrap();
         let auth = htpasswd_auth(dir.path(), user, PASSWORD);
         let ca = TestCa::new(dir.path(), "registry");
@@ -225,10 +219,8 @@ async fn one_tenant_cannot_keep_anothers_private_image_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_root_keys_from_kubernetes_secrets() {
     let reg = tokio::task::block_in_place(Registry::start_plain);
-    let image = tokio::task::block_in_place(|| push_image(&reg, "k8skey/app", "v1", 1400));
-    tokio::task::block_in_place(|| {
-        sigtool("sign-key", &reg, &image, &["--key", &pki_path("alice.key")])
-    });
+    let image =
+        tokio::task::block_in_place(|| push_signed(&reg, "k8skey/app", "v1", 1400, "alice.key"));
     let kube = FakeKube::start().await;
     kube.put(KEY_SECRET_PATH, key_secret("alice.pub"));
     let config = |key: &str| {
@@ -296,16 +288,11 @@ fn missing_secret_stops_start_up(config: &str, flags: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_secret_takes_effect_without_a_restart() {
     let reg = tokio::task::block_in_place(Registry::start_plain);
-    let by_alice = tokio::task::block_in_place(|| push_image(&reg, "rotate/alice", "v1", 1410));
-    let by_bob = tokio::task::block_in_place(|| push_image(&reg, "rotate/bob", "v1", 1411));
-    tokio::task::block_in_place(|| {
-        sigtool(
-            "sign-key",
-            &reg,
-            &by_alice,
-            &["--key", &pki_path("alice.key")],
-        );
-        sigtool("sign-key", &reg, &by_bob, &["--key", &pki_path("bob.key")]);
+    let (by_alice, by_bob) = tokio::task::block_in_place(|| {
+        (
+            push_signed(&reg, "rotate/alice", "v1", 1410, "alice.key"),
+            push_signed(&reg, "rotate/bob", "v1", 1411, "bob.key"),
+        )
     });
     let kube = FakeKube::start().await;
     let path = KEY_SECRET_PATH;

@@ -145,8 +145,7 @@ pub struct ServeArgs {
     /// this well above the gateways' `--health-interval-ms`. With leases
     /// on, `serve` waits one lease before it listens, and a refreshed
     /// `k8s://` key takes effect one lease after it is read (see
-    /// `lease.rs`).
-    /// At most 60000: a refreshed key waits one lease.
+    /// `lease.rs`); hence at most 60000.
     #[arg(
         long,
         env = "PORTCULLIS_EPOCH_LEASE_MS",
@@ -454,6 +453,17 @@ pub(crate) async fn build_caches(
     Ok(Caches::new(ttls, sizing, l2, metrics))
 }
 
+impl ServeArgs {
+    /// How to reach the Kubernetes API (pull secrets, `k8s://` keys).
+    fn kube_settings(&self) -> crate::pull_secrets::KubeSettings {
+        crate::pull_secrets::KubeSettings {
+            api_url: self.kube_api_url.clone(),
+            ca: self.kube_ca.clone(),
+            token_file: self.kube_token_file.clone(),
+        }
+    }
+}
+
 /// The config file, with `k8s://` trust-root keys read from their
 /// Secrets through the Kubernetes API first (see `config::k8s_keys`), and
 /// what to watch for changes when there are any.
@@ -465,12 +475,7 @@ async fn load_resolving_secrets(
     if !config::k8s_keys::mentions_secrets(&text) {
         return Ok((config::parse_str(&text, &file)?, None));
     }
-    let settings = crate::pull_secrets::KubeSettings {
-        api_url: args.kube_api_url.clone(),
-        ca: args.kube_ca.clone(),
-        token_file: args.kube_token_file.clone(),
-    };
-    let client = portcullis_shared::kube_client::connect(&settings)
+    let client = portcullis_shared::kube_client::connect(&args.kube_settings())
         .await
         .map_err(|source| StartError::SecretKeys {
             file: file.clone(),
@@ -525,12 +530,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), StartError> {
     let mut engine = Engine::new(config, caches.clone()).await?;
     let mut pull_secrets = None;
     if args.pull_secrets {
-        let settings = crate::pull_secrets::KubeSettings {
-            api_url: args.kube_api_url.clone(),
-            ca: args.kube_ca.clone(),
-            token_file: args.kube_token_file.clone(),
-        };
-        let reader = crate::pull_secrets::PullSecrets::connect(&settings).await?;
+        let reader = crate::pull_secrets::PullSecrets::connect(&args.kube_settings()).await?;
         pull_secrets = Some(reader.clone());
         engine = engine.with_pull_secrets(reader);
     }

@@ -259,7 +259,8 @@ fn random_epoch() -> u64 {
 }
 
 impl Outcome {
-    fn early(image: Option<ImageRef>, error: VerifyError) -> Self {
+    /// A denial decided before any validator answered (not reusable).
+    pub(crate) fn early(image: Option<ImageRef>, error: VerifyError) -> Self {
         Outcome {
             image,
             rule: None,

@@ -76,13 +76,7 @@ impl Verifier for VerifierService {
         .await
         {
             Ok(outcome) => outcome,
-            Err(_) => Outcome {
-                image: None,
-                rule: None,
-                result: Err(VerifyError::Timeout),
-                source: Source::Fresh,
-                reuse: crate::verdict::Reuse::Never,
-            },
+            Err(_) => Outcome::early(None, VerifyError::Timeout),
         };
         let mut response = outcome.to_response();
         response.epoch = engine.epoch();

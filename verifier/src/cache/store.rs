@@ -68,13 +68,9 @@ impl ByteStore {
             })
             .await
             .map(|(blob, source, expires_at_ms)| {
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
                 (
                     blob.0,
-                    Duration::from_millis(expires_at_ms.saturating_sub(now_ms)),
+                    Duration::from_millis(expires_at_ms.saturating_sub(super::tiered::now_ms())),
                     source == portcullis_proto::Source::CacheL1,
                 )
             })

@@ -40,7 +40,8 @@ struct Held<V> {
     source: Source,
 }
 
-fn now_ms() -> u64 {
+/// The Unix time in milliseconds (0 before 1970), as cache expiries are kept.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -126,9 +126,7 @@ impl NotaryValidator {
             .await?;
         // A stale copy that does not verify (expired meanwhile, or older
         // than versions seen since) is no answer: the transient failure is.
-        let judged = self
-            .judge(&gun, root, &data, now, image, options, &wanted)
-            .await;
+        let judged = self.judge(&gun, root, &data, now, image, &wanted).await;
         match (judged, stale) {
             (Ok(v), stale) => Ok((v, stale.is_some())),
             (Err(_), Some(transient)) => Err(transient),
@@ -137,7 +135,6 @@ impl NotaryValidator {
     }
 
     /// TUF verification of `data` and the lookup of the image in it.
-    #[allow(clippy::too_many_arguments)]
     async fn judge(
         &self,
         gun: &str,
@@ -145,7 +142,6 @@ impl NotaryValidator {
         data: &TrustData,
         now: DateTime<Utc>,
         image: &ImageRef,
-        _options: &RuleOptions,
         wanted: &[String],
     ) -> Result<Verified, VerifyError> {
         let verified = self.verify_repository(gun, root, data, now).await?;
