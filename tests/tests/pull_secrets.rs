@@ -144,7 +144,9 @@ async fn pull_secrets_authenticate_by_exact_host_and_stay_in_the_verifier() {
 
 /// The attack: a tenant without access to another tenant's private image
 /// asks for it by digest (a 401 for it), hoping the denial is cached under
-/// the key every tenant reads and keeps the owner's Pods out.
+/// the key every tenant reads and keeps the owner's Pods out. And the
+/// reverse: the owner's allow, remembered by the gateway, never answers
+/// that tenant's request for the same image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tenant_cannot_keep_anothers_private_image_denied() {
     let private = private_image("private/owned", 701, "owner");
@@ -178,8 +180,15 @@ async fn one_tenant_cannot_keep_anothers_private_image_denied() {
             json!({"trustRoot": "alice"}),
         )],
     );
-    // The default negative TTL (30 s): denials are cached.
-    let mut args: Vec<String> = vec!["--pull-secrets".into()];
+    // The default negative TTL (30 s): denials are cached. Epoch leases on,
+    // so the gateway remembers the owner's allow: mallory, naming the same
+    // image and a secret of the same name in her namespace, must never be
+    // answered from it.
+    let mut args: Vec<String> = vec![
+        "--pull-secrets".into(),
+        "--epoch-lease-ms".into(),
+        "1000".into(),
+    ];
     args.extend(kube.flags());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let verifier = tokio::task::block_in_place(|| Verifier::start(&config, &refs));
@@ -211,6 +220,8 @@ async fn one_tenant_cannot_keep_anothers_private_image_denied() {
             .await;
         assert!(allowed(&body), "the owner's Pod was kept out: {body}");
     }
+    // The owner's second and third admissions came from the gateway's memo.
+    assert_eq!(gw.metric("portcullis_memo_hits_total").await, 2.0);
 }
 
 /// Connaisseur's `key: k8s://NAMESPACE/SECRET`: `serve` reads the Secret's
